@@ -1,0 +1,38 @@
+//! `r2unet`: the command-line program of the r2unet library. Thin: flags are
+//! parsed and validated into library configs, then one library call does the work.
+
+mod info;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// R2U-Net and its U-Net family for medical image segmentation.
+#[derive(Parser, Debug)]
+#[command(name = "r2unet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a model's architecture summary: parameters, widths, FLOPs per patch.
+    Info(info::InfoArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info(args) => info::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The R2U-Net model family (Alom, Hasan, Yakopcic, Taha, Asari, "Recurrent
+//! Residual Convolutional Neural Network based on U-Net (R2U-Net) for Medical
+//! Image Segmentation", 2018, arXiv:1802.06955): one U-Net skeleton
+//! ([`UNet`]) whose block kind makes it U-Net, ResU-Net, RU-Net or R2U-Net,
+//! plus Attention R2U-Net.
+
+mod attention;
+mod block;
+mod config;
+mod norm;
+mod state;
+mod summary;
+mod unet;
+
+pub use attention::AttentionGate;
+pub use block::{Block, Rcl};
+pub use config::{Architecture, BlockKind, BnMode, Preset, UNetConfig};
+pub use norm::BatchNorm2d;
+pub use state::{NamedTensor, config_path, load_model, load_weights, read_config};
+pub use summary::{Summary, conv_flops};
+pub use unet::{UNet, upsample2};

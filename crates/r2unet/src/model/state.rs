@@ -1,0 +1,312 @@
+//! Weights on disk: safetensors files whose tensor names are the PyTorch
+//! reference's `state_dict` names, so that our files and checkpoints trained by
+//! the PyTorch R2U-Net are read by the same code. The model config travels as
+//! JSON, both in the file's metadata and in a `.json` file beside it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::module::{Param, RunningState};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use super::config::UNetConfig;
+use super::unet::UNet;
+use crate::atomic::write_atomic;
+use crate::error::{Error, Result};
+
+/// A mutable reference to one named tensor of a model.
+pub(crate) enum Slot<'a> {
+    /// A trainable vector (bias, batch-norm scale/shift).
+    Param1(&'a mut Param<Tensor<1>>),
+    /// A trainable convolution kernel.
+    Param4(&'a mut Param<Tensor<4>>),
+    /// A non-trainable buffer (batch-norm running statistics).
+    Buffer1(&'a mut RunningState<Tensor<1>>),
+}
+
+/// The callback that model walkers call for every named tensor.
+pub(crate) type Visit<'a> = dyn FnMut(String, Slot<'_>) + 'a;
+
+/// The metadata key under which the model config JSON is stored.
+const CONFIG_KEY: &str = "r2unet_config";
+
+/// One named tensor copied out of a model: PyTorch name, shape, values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    /// PyTorch `state_dict` name, e.g. `enc.0.body.1.conv.0.weight`.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub values: Vec<f32>,
+    /// Whether it is trained (false for running statistics).
+    pub trainable: bool,
+}
+
+fn read_tensor<const D: usize>(t: &Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+    let data = t.to_data().convert::<f32>();
+    let shape = data.shape().as_slice().to_vec();
+    let values = data.try_into_vec::<f32>().expect("converted to f32 above");
+    (shape, values)
+}
+
+impl UNet {
+    /// Every tensor with its PyTorch name, in state-dict order.
+    pub fn state_dict(&self) -> Vec<NamedTensor> {
+        let mut out = Vec::new();
+        self.clone().visit(&mut |name, slot| {
+            let ((shape, values), trainable) = match slot {
+                Slot::Param1(p) => (read_tensor(&p.val()), true),
+                Slot::Param4(p) => (read_tensor(&p.val()), true),
+                Slot::Buffer1(b) => (read_tensor(&b.value_sync()), false),
+            };
+            out.push(NamedTensor {
+                name,
+                shape,
+                values,
+                trainable,
+            });
+        });
+        out
+    }
+
+    /// Number of trained parameters, as PyTorch's `parameters()` counts them
+    /// (Burn's `num_params()` also counts the batch-norm running statistics).
+    pub fn num_trainable_params(&self) -> usize {
+        let mut n = 0;
+        self.clone().visit(&mut |_, slot| {
+            n += match slot {
+                Slot::Param1(p) => p.shape().num_elements(),
+                Slot::Param4(p) => p.shape().num_elements(),
+                Slot::Buffer1(_) => 0,
+            }
+        });
+        n
+    }
+
+    /// Saves the weights to `path` (safetensors) and the config to `path` with
+    /// extension `.json`, each atomically.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file that could not be written.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors = self.state_dict();
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+            .into_iter()
+            .map(|t| {
+                let raw = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (t.name, raw, t.shape)
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(name, raw, shape)| {
+                let view = TensorView::new(Dtype::F32, shape.clone(), raw)
+                    .expect("shape and byte length agree by construction");
+                (name.clone(), view)
+            })
+            .collect::<Vec<_>>();
+        let config = serde_json::to_string_pretty(&self.config).expect("config serialises");
+        let metadata = HashMap::from([(CONFIG_KEY.to_string(), config.clone())]);
+        let file =
+            safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Safetensors {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        write_atomic(path, &file)?;
+        write_atomic(&config_path(path), config.as_bytes())
+    }
+}
+
+/// Where the config JSON of a weights file lives: same stem, `.json`.
+pub fn config_path(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Reads the model config of a weights file: the `.json` beside it if present,
+/// else the config stored in the safetensors metadata.
+///
+/// # Errors
+///
+/// [`Error::Io`], [`Error::Config`] or [`Error::Safetensors`] naming the file; a
+/// file with no config (a PyTorch checkpoint) asks for the model to be named.
+pub fn read_config(weights: &Path) -> Result<UNetConfig> {
+    let json_path = config_path(weights);
+    let (source, text) = if json_path.exists() {
+        let text = String::from_utf8_lossy(&read_file(&json_path)?).into_owned();
+        (json_path, text)
+    } else {
+        let bytes = read_file(weights)?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Safetensors {
+            path: weights.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let text = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(CONFIG_KEY).cloned())
+            .ok_or_else(|| Error::Config {
+                path: weights.to_path_buf(),
+                reason: format!(
+                    "no model config in the file and no {} beside it; name the model \
+                     (e.g. --model r2unet --preset classic --bn shared for a PyTorch checkpoint)",
+                    json_path.display()
+                ),
+            })?;
+        (weights.to_path_buf(), text)
+    };
+    let config: UNetConfig = serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: source.clone(),
+        reason: e.to_string(),
+    })?;
+    config.validate().map_err(|e| Error::Config {
+        path: source,
+        reason: e.to_string(),
+    })?;
+    Ok(config)
+}
+
+/// Loads a model saved by [`UNet::save`] (config found beside or inside the file).
+///
+/// # Errors
+///
+/// See [`read_config`] and [`load_weights`].
+pub fn load_model(weights: &Path, device: &Device) -> Result<UNet> {
+    let config = read_config(weights)?;
+    load_weights(&config, weights, device)
+}
+
+/// Builds the model of `config` and fills it from a safetensors file with
+/// PyTorch names: ours, or a `state_dict` saved from the PyTorch R2U-Net
+/// (`num_batches_tracked` entries are ignored, a `module.` prefix from
+/// `DataParallel` is stripped).
+///
+/// # Errors
+///
+/// [`Error::Safetensors`] for a corrupt file; [`Error::MissingTensor`],
+/// [`Error::UnexpectedTensors`], [`Error::ShapeMismatch`] or [`Error::DType`]
+/// naming the tensor when the file does not fit the config.
+pub fn load_weights(config: &UNetConfig, weights: &Path, device: &Device) -> Result<UNet> {
+    let bytes = read_file(weights)?;
+    let corrupt = |e: safetensors::SafeTensorError| Error::Safetensors {
+        path: weights.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let file = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
+    let mut available: BTreeMap<String, TensorView<'_>> = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
+        available.insert(name, view);
+    }
+    let mut model = config.init(device);
+    let mut failure: Option<Error> = None;
+    model.visit(&mut |name, slot| {
+        if failure.is_some() {
+            return;
+        }
+        match take_tensor(&mut available, &name, weights) {
+            Ok((shape, values)) => {
+                if let Err(e) = assign(slot, &name, shape, values, weights) {
+                    failure = Some(e);
+                }
+            }
+            Err(e) => failure = Some(e),
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if let Some(example) = available.keys().next() {
+        return Err(Error::UnexpectedTensors {
+            path: weights.to_path_buf(),
+            count: available.len(),
+            example: example.clone(),
+        });
+    }
+    Ok(model)
+}
+
+fn take_tensor(
+    available: &mut BTreeMap<String, TensorView<'_>>,
+    name: &str,
+    path: &Path,
+) -> Result<(Vec<usize>, Vec<f32>)> {
+    let view = available.remove(name).ok_or_else(|| Error::MissingTensor {
+        path: path.to_path_buf(),
+        tensor: name.to_string(),
+    })?;
+    let values = match view.dtype() {
+        Dtype::F32 => view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F64 => view
+            .data()
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        other => {
+            return Err(Error::DType {
+                path: path.to_path_buf(),
+                tensor: name.to_string(),
+                dtype: format!("{other:?}"),
+            });
+        }
+    };
+    Ok((view.shape().to_vec(), values))
+}
+
+fn assign(
+    slot: Slot<'_>,
+    name: &str,
+    shape: Vec<usize>,
+    values: Vec<f32>,
+    path: &Path,
+) -> Result<()> {
+    let expected: Vec<usize> = match &slot {
+        Slot::Param1(p) => p.shape().as_slice().to_vec(),
+        Slot::Param4(p) => p.shape().as_slice().to_vec(),
+        Slot::Buffer1(b) => b.value().shape().as_slice().to_vec(),
+    };
+    if expected != shape {
+        return Err(Error::ShapeMismatch {
+            path: path.to_path_buf(),
+            tensor: name.to_string(),
+            expected,
+            found: shape,
+        });
+    }
+    let data = TensorData::new(values, shape);
+    match slot {
+        Slot::Param1(p) => *p = replace(p.clone(), data),
+        Slot::Param4(p) => *p = replace(p.clone(), data),
+        Slot::Buffer1(b) => {
+            let device = b.value().device();
+            *b = RunningState::new(Tensor::from_data(data, &device));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a parameter's value, keeping its id (optimizer state is keyed by it),
+/// device and gradient requirement.
+fn replace<const D: usize>(param: Param<Tensor<D>>, data: TensorData) -> Param<Tensor<D>> {
+    param.map(|old| {
+        let fresh = Tensor::from_data(data, &old.device());
+        if old.is_require_grad() {
+            fresh.require_grad()
+        } else {
+            fresh
+        }
+    })
+}

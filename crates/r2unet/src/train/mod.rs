@@ -1,0 +1,3 @@
+//! Training: losses (and, later, the training loop and checkpoints).
+
+pub mod loss;

@@ -1,0 +1,12 @@
+//! The library's integration tests, one binary with a module per concept.
+
+mod model_shapes;
+mod parity;
+mod weights;
+
+use std::path::PathBuf;
+
+/// Folder of the committed test fixtures.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
