@@ -7,6 +7,7 @@
 mod attention;
 mod block;
 mod config;
+mod layout;
 mod norm;
 mod state;
 mod summary;
@@ -15,7 +16,8 @@ mod unet;
 pub use attention::AttentionGate;
 pub use block::{Block, Rcl};
 pub use config::{Architecture, BlockKind, BnMode, Preset, UNetConfig};
+pub use layout::TorchLayout;
 pub use norm::BatchNorm2d;
-pub use state::{NamedTensor, config_path, load_model, load_weights, read_config};
+pub use state::{NamedTensor, config_path, import_weights, load_model, load_weights, read_config};
 pub use summary::{Summary, conv_flops};
 pub use unet::{UNet, upsample2};

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use super::config::UNetConfig;
+use super::layout::TorchLayout;
 use super::unet::UNet;
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
@@ -183,29 +184,50 @@ pub fn load_model(weights: &Path, device: &Device) -> Result<UNet> {
 }
 
 /// Builds the model of `config` and fills it from a safetensors file with
-/// PyTorch names: ours, or a `state_dict` saved from the PyTorch R2U-Net
-/// (`num_batches_tracked` entries are ignored, a `module.` prefix from
-/// `DataParallel` is stripped).
+/// the reference's PyTorch names: ours, or a `state_dict` saved from the
+/// PyTorch reference. Same as [`import_weights`] with [`TorchLayout::Reference`].
 ///
 /// # Errors
 ///
-/// [`Error::Safetensors`] for a corrupt file; [`Error::MissingTensor`],
-/// [`Error::UnexpectedTensors`], [`Error::ShapeMismatch`] or [`Error::DType`]
-/// naming the tensor when the file does not fit the config.
+/// See [`import_weights`].
 pub fn load_weights(config: &UNetConfig, weights: &Path, device: &Device) -> Result<UNet> {
+    import_weights(config, weights, TorchLayout::Reference, device)
+}
+
+/// Builds the model of `config` and fills it from a safetensors `state_dict`
+/// whose names follow `layout` (`num_batches_tracked` entries are ignored, a
+/// `module.` prefix from `DataParallel` is stripped). Only safetensors is read:
+/// convert a `.pth` file first (see the README), never unpickled here.
+///
+/// # Errors
+///
+/// [`Error::Io`] or [`Error::Safetensors`] for an unreadable or corrupt file;
+/// [`Error::MissingTensor`], [`Error::UnexpectedTensors`],
+/// [`Error::ShapeMismatch`] or [`Error::DType`] naming the tensor when the file
+/// does not fit the config.
+pub fn import_weights(
+    config: &UNetConfig,
+    weights: &Path,
+    layout: TorchLayout,
+    device: &Device,
+) -> Result<UNet> {
     let bytes = read_file(weights)?;
     let corrupt = |e: safetensors::SafeTensorError| Error::Safetensors {
         path: weights.to_path_buf(),
         reason: e.to_string(),
     };
     let file = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
-    let mut available: BTreeMap<String, TensorView<'_>> = BTreeMap::new();
+    let depth = config.widths.len();
+    let mut available: BTreeMap<String, (String, TensorView<'_>)> = BTreeMap::new();
     for (name, view) in file.tensors() {
         if name.ends_with("num_batches_tracked") {
             continue;
         }
-        let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
-        available.insert(name, view);
+        let plain = name.strip_prefix("module.").unwrap_or(&name);
+        let ours = layout
+            .to_reference(plain, depth)
+            .unwrap_or_else(|| plain.to_string());
+        available.insert(ours, (name, view));
     }
     let mut model = config.init(device);
     let mut failure: Option<Error> = None;
@@ -213,34 +235,31 @@ pub fn load_weights(config: &UNetConfig, weights: &Path, device: &Device) -> Res
         if failure.is_some() {
             return;
         }
-        match take_tensor(&mut available, &name, weights) {
-            Ok((shape, values)) => {
-                if let Err(e) = assign(slot, &name, shape, values, weights) {
-                    failure = Some(e);
-                }
-            }
-            Err(e) => failure = Some(e),
+        let result = take_tensor(&mut available, &name, weights)
+            .and_then(|(shape, values)| assign(slot, &name, shape, values, weights));
+        if let Err(e) = result {
+            failure = Some(e);
         }
     });
     if let Some(e) = failure {
         return Err(e);
     }
-    if let Some(example) = available.keys().next() {
+    if let Some((original, _)) = available.values().next() {
         return Err(Error::UnexpectedTensors {
             path: weights.to_path_buf(),
             count: available.len(),
-            example: example.clone(),
+            example: original.clone(),
         });
     }
     Ok(model)
 }
 
 fn take_tensor(
-    available: &mut BTreeMap<String, TensorView<'_>>,
+    available: &mut BTreeMap<String, (String, TensorView<'_>)>,
     name: &str,
     path: &Path,
 ) -> Result<(Vec<usize>, Vec<f32>)> {
-    let view = available.remove(name).ok_or_else(|| Error::MissingTensor {
+    let (_, view) = available.remove(name).ok_or_else(|| Error::MissingTensor {
         path: path.to_path_buf(),
         tensor: name.to_string(),
     })?;

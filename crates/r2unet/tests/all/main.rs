@@ -1,5 +1,6 @@
 //! The library's integration tests, one binary with a module per concept.
 
+mod import;
 mod model_shapes;
 mod parity;
 mod weights;
