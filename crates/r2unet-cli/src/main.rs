@@ -1,7 +1,9 @@
 //! `r2unet`: the command-line program of the r2unet library. Thin: flags are
 //! parsed and validated into library configs, then one library call does the work.
 
+mod import;
 mod info;
+mod model_args;
 
 use std::process::ExitCode;
 
@@ -19,11 +21,14 @@ struct Cli {
 enum Command {
     /// Print a model's architecture summary: parameters, widths, FLOPs per patch.
     Info(info::InfoArgs),
+    /// Convert a PyTorch R2U-Net state_dict (safetensors) into r2unet weights.
+    Import(import::ImportArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => info::run(args),
+        Command::Import(args) => import::run(args),
     }
 }
 

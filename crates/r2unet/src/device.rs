@@ -60,7 +60,7 @@ impl DeviceChoice {
         if !self.compiled() {
             return Err(Error::Device(format!(
                 "device `{}` is not compiled into this build; rebuild with \
-                 `cargo build --release --features {}`",
+                 `cargo build --release -p r2unet-cli --features {}`",
                 self.name(),
                 self.name()
             )));
