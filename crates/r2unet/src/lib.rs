@@ -18,6 +18,7 @@
 //! [`model::load_weights`] also reads a `state_dict` saved from the PyTorch R2U-Net.
 
 pub mod atomic;
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod model;

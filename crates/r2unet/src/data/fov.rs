@@ -1,0 +1,1 @@
+//! Field-of-view masks computed from fundus images (in progress).

@@ -1,0 +1,1 @@
+//! Preprocessing steps of the paper protocols (in progress).

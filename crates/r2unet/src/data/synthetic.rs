@@ -1,0 +1,1 @@
+//! Synthetic retina generator (in progress).
