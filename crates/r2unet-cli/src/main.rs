@@ -1,6 +1,8 @@
 //! `r2unet`: the command-line program of the r2unet library. Thin: flags are
 //! parsed and validated into library configs, then one library call does the work.
 
+mod data_args;
+mod data_cmd;
 mod import;
 mod info;
 mod model_args;
@@ -23,12 +25,16 @@ enum Command {
     Info(info::InfoArgs),
     /// Convert a PyTorch R2U-Net state_dict (safetensors) into r2unet weights.
     Import(import::ImportArgs),
+    /// Inspect datasets.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => info::run(args),
         Command::Import(args) => import::run(args),
+        Command::Data(command) => data_cmd::run(command),
     }
 }
 

@@ -72,6 +72,64 @@ pub enum Error {
         /// The dtype found.
         dtype: String,
     },
+    /// An image or mask file could not be decoded.
+    #[error("{path}: cannot read image: {reason}")]
+    Image {
+        /// The offending file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// An image's header claims more pixels than allowed; nothing was decoded.
+    #[error(
+        "{path}: image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels (raise it with --max-pixels)"
+    )]
+    TooLarge {
+        /// The offending file.
+        path: PathBuf,
+        /// Width from the header.
+        width: u64,
+        /// Height from the header.
+        height: u64,
+        /// width * height.
+        pixels: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// A label or mask does not have the size of its image.
+    #[error("{path}: mask is {found_w}x{found_h}, its image {image} is {expected_w}x{expected_h}")]
+    MaskSize {
+        /// The mask file.
+        path: PathBuf,
+        /// The image it belongs to.
+        image: PathBuf,
+        /// Image width.
+        expected_w: usize,
+        /// Image height.
+        expected_h: usize,
+        /// Mask width.
+        found_w: usize,
+        /// Mask height.
+        found_h: usize,
+    },
+    /// A label holds more than two distinct values.
+    #[error(
+        "{path}: label is not binary, it holds the values {values} (expected 0 and one foreground value such as 1 or 255; pass --label-threshold T to binarise at T of the full scale)"
+    )]
+    NonBinaryLabel {
+        /// The label file.
+        path: PathBuf,
+        /// Some of the distinct values found.
+        values: String,
+    },
+    /// A dataset folder does not have the expected layout.
+    #[error("{path}: {reason}")]
+    Layout {
+        /// The folder or file concerned.
+        path: PathBuf,
+        /// What was expected.
+        reason: String,
+    },
     /// A value given by the user is out of range or malformed.
     #[error("invalid {what}: {reason}")]
     Invalid {

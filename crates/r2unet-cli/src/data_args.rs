@@ -1,0 +1,94 @@
+//! Flags that say where a dataset is and how to read it, shared by the
+//! commands that read data.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use r2unet::data::{Annotator, DatasetKind, FovChoice, LabelRule, LoadOptions, ReadLimits};
+
+/// Which observer's labels (`--annotator`).
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum AnnotatorArg {
+    /// DRIVE 1st_manual, STARE labels-ah, CHASE _1stHO (the standard).
+    First,
+    /// DRIVE 2nd_manual (test only), STARE labels-vk, CHASE _2ndHO.
+    Second,
+}
+
+/// Where the retina field of view comes from (`--fov`).
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum FovArg {
+    /// The dataset's masks (DRIVE mask/, STARE fov-mask-soares/); computed for CHASE_DB1.
+    Given,
+    /// STARE's V-GAN masks (fov-mask-vgan/).
+    Vgan,
+    /// Computed from the image (red-channel threshold, largest component, erosion).
+    Computed,
+}
+
+/// `--dataset`, `--data` and the reading options.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset layout: drive, stare, chase, ph2, lung, folder (images/ + masks/), nifti.
+    #[arg(long)]
+    pub dataset: DatasetKind,
+    /// The dataset folder.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Ground-truth observer.
+    #[arg(long, value_enum, default_value = "first")]
+    pub annotator: AnnotatorArg,
+    /// Field of view of retina images.
+    #[arg(long, value_enum, default_value = "given")]
+    pub fov: FovArg,
+    /// Accept non-binary labels: foreground above this fraction of full scale (0..1).
+    #[arg(long)]
+    pub label_threshold: Option<f32>,
+    /// CT window in Hounsfield units, low,high (lung CT and NIfTI volumes in HU).
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [-1000.0, 400.0])]
+    pub hu_window: Vec<f32>,
+    /// Axis along which NIfTI volumes are sliced (0, 1, 2).
+    #[arg(long, default_value_t = 2)]
+    pub nifti_axis: usize,
+    /// Refuse images whose header claims more pixels than this (checked before decoding).
+    #[arg(long, default_value_t = ReadLimits::default().max_pixels)]
+    pub max_pixels: u64,
+}
+
+impl DataArgs {
+    /// The validated loader options.
+    pub fn options(&self) -> anyhow::Result<LoadOptions> {
+        let label_rule = match self.label_threshold {
+            None => LabelRule::Binary,
+            Some(t) if (0.0..1.0).contains(&t) => LabelRule::Threshold(t),
+            Some(t) => anyhow::bail!("--label-threshold {t}: expected a value in [0, 1)"),
+        };
+        let (lo, hi) = (self.hu_window[0], self.hu_window[1]);
+        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+            anyhow::bail!("--hu-window {lo},{hi}: expected low,high with low < high");
+        }
+        if self.nifti_axis > 2 {
+            anyhow::bail!("--nifti-axis {}: expected 0, 1 or 2", self.nifti_axis);
+        }
+        if self.max_pixels == 0 {
+            anyhow::bail!("--max-pixels must be positive");
+        }
+        Ok(LoadOptions {
+            limits: ReadLimits {
+                max_pixels: self.max_pixels,
+            },
+            label_rule,
+            annotator: match self.annotator {
+                AnnotatorArg::First => Annotator::First,
+                AnnotatorArg::Second => Annotator::Second,
+            },
+            fov: match self.fov {
+                FovArg::Given => FovChoice::Given,
+                FovArg::Vgan => FovChoice::Vgan,
+                FovArg::Computed => FovChoice::Computed,
+            },
+            hu_window: (lo, hi),
+            nifti_axis: self.nifti_axis,
+        })
+    }
+}

@@ -1,0 +1,241 @@
+//! Reading images, masks and CT slices from files, safely: the header is read
+//! and the pixel count checked before anything is decoded, gzip-compressed
+//! files (`.ppm.gz`, STARE) are inflated with a size cap, and every failure
+//! names the file.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read};
+use std::path::Path;
+
+use image::{DynamicImage, ImageReader, Limits};
+
+use super::image::{Image, Mask};
+use crate::error::{Error, Result};
+
+/// Limits on what a reader accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Largest accepted `width * height`; larger headers are refused before decoding.
+    pub max_pixels: u64,
+}
+
+impl Default for ReadLimits {
+    /// 64 megapixels: four times a 4000x4000 fundus photograph.
+    fn default() -> Self {
+        Self {
+            max_pixels: 64_000_000,
+        }
+    }
+}
+
+/// How a label image becomes a 0/1 mask.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum LabelRule {
+    /// Exactly two values, 0 and one foreground value (1, 255, ...): else an error.
+    #[default]
+    Binary,
+    /// Foreground where the value exceeds this fraction of the type's full scale.
+    Threshold(f32),
+}
+
+fn image_error(path: &Path, reason: impl ToString) -> Error {
+    Error::Image {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn check_size(path: &Path, width: u64, height: u64, limits: ReadLimits) -> Result<()> {
+    let pixels = width.saturating_mul(height);
+    if pixels > limits.max_pixels {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+            pixels,
+            limit: limits.max_pixels,
+        });
+    }
+    if pixels == 0 {
+        return Err(image_error(path, "image has no pixels"));
+    }
+    Ok(())
+}
+
+/// The bytes of `path`, inflated when it ends in `.gz` (at most what an image
+/// within `limits` can need, so a gzip bomb is refused).
+fn read_bytes(path: &Path, limits: ReadLimits) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let is_gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let mut bytes = Vec::new();
+    if is_gz {
+        let cap = limits.max_pixels.saturating_mul(8).saturating_add(1 << 20);
+        let mut inflater = flate2::read::GzDecoder::new(BufReader::new(file)).take(cap + 1);
+        inflater
+            .read_to_end(&mut bytes)
+            .map_err(|e| image_error(path, format!("gzip: {e}")))?;
+        if bytes.len() as u64 > cap {
+            return Err(image_error(
+                path,
+                "inflates to more than an image within the pixel limit",
+            ));
+        }
+    } else {
+        BufReader::new(file)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(bytes)
+}
+
+/// Decodes any supported format (PNG, JPEG, GIF, BMP, TIFF, PPM/PGM, also
+/// gzip-compressed), checking the header against `limits` first.
+fn decode(path: &Path, limits: ReadLimits) -> Result<DynamicImage> {
+    let bytes = read_bytes(path, limits)?;
+    let reader = || {
+        ImageReader::new(Cursor::new(&bytes))
+            .with_guessed_format()
+            .map_err(|e| image_error(path, e))
+    };
+    let first = reader()?;
+    if first.format().is_none() {
+        return Err(image_error(
+            path,
+            "unsupported or unrecognised format (expected PNG, JPEG, GIF, BMP, TIFF, PPM/PGM, optionally .gz)",
+        ));
+    }
+    let (w, h) = first.into_dimensions().map_err(|e| image_error(path, e))?;
+    check_size(path, w as u64, h as u64, limits)?;
+    let mut reader = reader()?;
+    let mut caps = Limits::default();
+    caps.max_alloc = Some(limits.max_pixels.saturating_mul(16).max(1 << 24));
+    reader.limits(caps);
+    reader.decode().map_err(|e| image_error(path, e))
+}
+
+/// Reads a photograph (or any 8/16-bit image) as grey (1 channel) or RGB (3),
+/// scaled to `[0, 1]`; alpha is dropped.
+///
+/// # Errors
+///
+/// [`Error::Io`], [`Error::Image`] or [`Error::TooLarge`] naming `path`.
+pub fn read_image(path: &Path, limits: ReadLimits) -> Result<Image> {
+    let img = decode(path, limits)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let color = img.color();
+    if color.has_color() {
+        let data = img.to_rgb32f().into_raw();
+        Ok(Image::new(w, h, 3, data))
+    } else {
+        let data = img.to_luma32f().into_raw();
+        Ok(Image::new(w, h, 1, data))
+    }
+}
+
+/// Reads a label or field-of-view mask as 0/1 (colour masks are converted to grey).
+///
+/// # Errors
+///
+/// As [`read_image`], and [`Error::NonBinaryLabel`] listing the values when
+/// `rule` is [`LabelRule::Binary`] and the file holds more than two values.
+pub fn read_mask(path: &Path, limits: ReadLimits, rule: LabelRule) -> Result<Mask> {
+    let img = decode(path, limits)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let eight_bit = img.color().bytes_per_pixel() == img.color().channel_count();
+    let (values, full_scale): (Vec<u16>, f32) = if eight_bit {
+        let v = img
+            .to_luma8()
+            .into_raw()
+            .into_iter()
+            .map(u16::from)
+            .collect();
+        (v, 255.0)
+    } else {
+        (img.to_luma16().into_raw(), 65535.0)
+    };
+    let data = binarize(path, &values, full_scale, rule)?;
+    Ok(Mask::new(w, h, data))
+}
+
+/// Turns label values into 0/1 under `rule`.
+fn binarize(path: &Path, values: &[u16], full_scale: f32, rule: LabelRule) -> Result<Vec<u8>> {
+    match rule {
+        LabelRule::Threshold(t) => {
+            let cut = t * full_scale;
+            Ok(values.iter().map(|&v| u8::from(v as f32 > cut)).collect())
+        }
+        LabelRule::Binary => {
+            let distinct: BTreeSet<u16> = values.iter().copied().collect();
+            let nonzero: Vec<u16> = distinct.iter().copied().filter(|&v| v != 0).collect();
+            if nonzero.len() > 1 {
+                let shown: Vec<String> = distinct.iter().take(8).map(u16::to_string).collect();
+                let more = if distinct.len() > 8 { ", ..." } else { "" };
+                return Err(Error::NonBinaryLabel {
+                    path: path.to_path_buf(),
+                    values: format!(
+                        "{{{}{more}}} ({} distinct)",
+                        shown.join(", "),
+                        distinct.len()
+                    ),
+                });
+            }
+            Ok(values.iter().map(|&v| u8::from(v != 0)).collect())
+        }
+    }
+}
+
+/// Reads a CT slice keeping its raw values (Hounsfield-like for the LUNG set):
+/// signed or unsigned integer or float TIFF through the `tiff` crate, other
+/// formats through [`read_image`] rescaled to their integer range.
+///
+/// # Errors
+///
+/// [`Error::Io`], [`Error::Image`] or [`Error::TooLarge`] naming `path`.
+pub fn read_ct(path: &Path, limits: ReadLimits) -> Result<Image> {
+    let is_tiff = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
+    if !is_tiff {
+        return read_image(path, limits);
+    }
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut decoder =
+        tiff::decoder::Decoder::new(BufReader::new(file)).map_err(|e| image_error(path, e))?;
+    let (w, h) = decoder.dimensions().map_err(|e| image_error(path, e))?;
+    check_size(path, w as u64, h as u64, limits)?;
+    let mut caps = tiff::decoder::Limits::default();
+    caps.decoding_buffer_size = (limits.max_pixels as usize).saturating_mul(8);
+    let mut decoder = decoder.with_limits(caps);
+    let channels = match decoder.colortype().map_err(|e| image_error(path, e))? {
+        tiff::ColorType::Gray(_) => 1,
+        other => {
+            return Err(image_error(
+                path,
+                format!("CT slice must be single-channel, found {other:?}"),
+            ));
+        }
+    };
+    use tiff::decoder::DecodingResult as D;
+    let data: Vec<f32> = match decoder.read_image().map_err(|e| image_error(path, e))? {
+        D::I16(v) => v.into_iter().map(f32::from).collect(),
+        D::U16(v) => v.into_iter().map(f32::from).collect(),
+        D::U8(v) => v.into_iter().map(f32::from).collect(),
+        D::I8(v) => v.into_iter().map(f32::from).collect(),
+        D::I32(v) => v.into_iter().map(|x| x as f32).collect(),
+        D::U32(v) => v.into_iter().map(|x| x as f32).collect(),
+        D::F32(v) => v,
+        D::F64(v) => v.into_iter().map(|x| x as f32).collect(),
+        _ => return Err(image_error(path, "unsupported CT sample type")),
+    };
+    let (w, h) = (w as usize, h as usize);
+    if data.len() != w * h * channels {
+        return Err(image_error(
+            path,
+            format!("decoded {} values for a {w}x{h} slice", data.len()),
+        ));
+    }
+    Ok(Image::new(w, h, channels, data))
+}
