@@ -114,7 +114,7 @@ pub enum Error {
     },
     /// A label holds more than two distinct values.
     #[error(
-        "{path}: label is not binary, it holds the values {values} (expected 0 and one foreground value such as 1 or 255; pass --label-threshold T to binarise at T of the full scale)"
+        "{path}: label is not binary, it holds the values {values} (expected two values such as 0/1 or 0/255; pass --label-threshold T to binarise at T of the full scale)"
     )]
     NonBinaryLabel {
         /// The label file.

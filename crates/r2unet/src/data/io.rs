@@ -32,7 +32,8 @@ impl Default for ReadLimits {
 /// How a label image becomes a 0/1 mask.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum LabelRule {
-    /// Exactly two values, 0 and one foreground value (1, 255, ...): else an error.
+    /// At most two values, the higher one foreground (0/1, 0/255, palette
+    /// black/white); a single value is foreground if above half scale. More values: an error.
     #[default]
     Binary,
     /// Foreground where the value exceeds this fraction of the type's full scale.
@@ -168,21 +169,32 @@ fn binarize(path: &Path, values: &[u16], full_scale: f32, rule: LabelRule) -> Re
             Ok(values.iter().map(|&v| u8::from(v as f32 > cut)).collect())
         }
         LabelRule::Binary => {
+            // Two values are background and foreground whatever they are: palette
+            // GIFs (DRIVE 2nd_manual) decode to near-black/near-white, not 0/255.
             let distinct: BTreeSet<u16> = values.iter().copied().collect();
-            let nonzero: Vec<u16> = distinct.iter().copied().filter(|&v| v != 0).collect();
-            if nonzero.len() > 1 {
-                let shown: Vec<String> = distinct.iter().take(8).map(u16::to_string).collect();
-                let more = if distinct.len() > 8 { ", ..." } else { "" };
-                return Err(Error::NonBinaryLabel {
-                    path: path.to_path_buf(),
-                    values: format!(
-                        "{{{}{more}}} ({} distinct)",
-                        shown.join(", "),
-                        distinct.len()
-                    ),
-                });
-            }
-            Ok(values.iter().map(|&v| u8::from(v != 0)).collect())
+            let foreground = match distinct.len() {
+                1 => distinct
+                    .first()
+                    .filter(|&&v| v as f32 > full_scale / 2.0)
+                    .copied(),
+                2 => distinct.last().copied(),
+                _ => {
+                    let shown: Vec<String> = distinct.iter().take(8).map(u16::to_string).collect();
+                    let more = if distinct.len() > 8 { ", ..." } else { "" };
+                    return Err(Error::NonBinaryLabel {
+                        path: path.to_path_buf(),
+                        values: format!(
+                            "{{{}{more}}} ({} distinct)",
+                            shown.join(", "),
+                            distinct.len()
+                        ),
+                    });
+                }
+            };
+            Ok(values
+                .iter()
+                .map(|&v| u8::from(Some(v) == foreground))
+                .collect())
         }
     }
 }

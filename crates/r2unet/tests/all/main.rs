@@ -1,5 +1,7 @@
 //! The library's integration tests, one binary with a module per concept.
 
+mod data_files;
+mod data_real;
 mod import;
 mod model_shapes;
 mod parity;

@@ -1,0 +1,137 @@
+//! Loaders on the real datasets in `../shared/data` (skipped with a printed
+//! reason where that folder is absent). Expected counts: the standard splits
+//! of `../shared/data/README.md`.
+
+use std::path::PathBuf;
+
+use r2unet::data::check::check;
+use r2unet::data::{DatasetKind, FovChoice, FovSource, LoadOptions, Split};
+
+/// `../shared/data/NAME` from the repository root, if present.
+pub fn shared(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: {} not found (real-data tests need ../shared/data)",
+            dir.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn drive_has_20_training_and_20_test_images_with_given_fov() {
+    let Some(dir) = shared("DRIVE") else { return };
+    let report = check(DatasetKind::Drive, &dir, &LoadOptions::default()).unwrap();
+    for split in ["train", "test"] {
+        let s = &report.splits[split];
+        assert_eq!(s.count, 20, "{split}");
+        assert_eq!((s.width, s.height), ([565, 565], [584, 584]));
+        assert_eq!(s.channels, vec![3]);
+        assert_eq!(s.label_values, vec![0, 1]);
+        assert_eq!(s.fov_source, "given");
+        // About 12-13% of FOV pixels are vessels in DRIVE's first-observer labels.
+        assert!(
+            (0.10..0.15).contains(&s.foreground_fraction),
+            "{}",
+            s.foreground_fraction
+        );
+    }
+    // The palette GIFs of the second observer decode to 0/1 too.
+    let opts = LoadOptions {
+        annotator: r2unet::data::Annotator::Second,
+        ..LoadOptions::default()
+    };
+    let test = DatasetKind::Drive.load(&dir, Split::Test, &opts).unwrap();
+    assert_eq!(test.len(), 20);
+    let fg = test[0].label.count() as f64 / test[0].fov.count() as f64;
+    assert!((0.05..0.25).contains(&fg), "{fg}");
+    assert!(
+        DatasetKind::Drive
+            .entries(&dir, Split::Train, &opts)
+            .is_err()
+    );
+}
+
+#[test]
+fn stare_reads_gzip_ppm_with_soares_or_computed_fov() {
+    let Some(dir) = shared("STARE") else { return };
+    let train = DatasetKind::Stare
+        .load(&dir, Split::Train, &LoadOptions::default())
+        .unwrap();
+    let test = DatasetKind::Stare
+        .entries(&dir, Split::Test, &LoadOptions::default())
+        .unwrap();
+    assert_eq!((train.len(), test.len()), (10, 10));
+    assert_eq!(train[0].id, "im0001");
+    assert_eq!(test[0].id, "im0162");
+    assert_eq!((train[0].image.width, train[0].image.height), (700, 605));
+    assert_eq!(train[0].fov_source, FovSource::Given);
+    let computed = LoadOptions {
+        fov: FovChoice::Computed,
+        ..LoadOptions::default()
+    };
+    let s = &DatasetKind::Stare
+        .entries(&dir, Split::Train, &computed)
+        .unwrap()[0]
+        .load(&computed)
+        .unwrap()[0];
+    assert_eq!(s.fov_source, FovSource::Computed);
+}
+
+#[test]
+fn ph2_has_140_20_40_and_reads_the_rgb_mask() {
+    let Some(dir) = shared("PH2") else { return };
+    let opts = LoadOptions::default();
+    let count = |split| DatasetKind::Ph2.entries(&dir, split, &opts).unwrap().len();
+    assert_eq!(
+        (count(Split::Train), count(Split::Val), count(Split::Test)),
+        (140, 20, 40)
+    );
+    let imd002 = DatasetKind::Ph2
+        .entries(&dir, Split::Train, &opts)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.id == "IMD002")
+        .expect("IMD002 is in the training split");
+    let s = &imd002.load(&opts).unwrap()[0];
+    assert!(s.label.count() > 0 && s.label.count() < s.label.data.len());
+}
+
+#[test]
+fn lung_is_windowed_hu_with_binary_masks() {
+    let Some(dir) = shared("LUNG") else { return };
+    let opts = LoadOptions::default();
+    let train = DatasetKind::Lung
+        .entries(&dir, Split::Train, &opts)
+        .unwrap();
+    let test = DatasetKind::Lung.entries(&dir, Split::Test, &opts).unwrap();
+    assert_eq!((train.len(), test.len()), (56, 24));
+    let s = &train[0].load(&opts).unwrap()[0];
+    assert_eq!(
+        (s.image.width, s.image.height, s.image.channels),
+        (512, 512, 1)
+    );
+    // The default window maps -1000..400 HU linearly onto 0..1, clamping outside.
+    let raw = r2unet::data::io::read_ct(&train[0].image, opts.limits).unwrap();
+    for (hu, v) in raw.data.iter().zip(&s.image.data) {
+        let expected = (hu.clamp(-1000.0, 400.0) + 1000.0) / 1400.0;
+        assert!((v - expected).abs() < 1e-6, "{hu} HU -> {v}");
+    }
+    // SOURCE.txt: per-slice minimum -2619..-932 and maximum 660..2640 HU.
+    let (lo, hi) = raw
+        .data
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    assert!(
+        (-2619.0..=-932.0).contains(&lo) && (660.0..=2640.0).contains(&hi),
+        "{lo}..{hi}"
+    );
+    let fg = s.label.count() as f64 / s.label.data.len() as f64;
+    // SOURCE.txt: lung fraction per slice 0.083 .. 0.573.
+    assert!((0.08..0.58).contains(&fg), "{fg}");
+}
