@@ -1,6 +1,7 @@
 //! Data: image types, readers for every paper dataset and the user's own
 //! folders, preprocessing, field-of-view masks, patches and a synthetic retina.
 
+pub mod augment;
 pub mod chase;
 pub mod check;
 pub mod dataset;
@@ -11,6 +12,7 @@ pub mod image;
 pub mod io;
 pub mod lung;
 pub mod nifti;
+pub mod patches;
 pub mod ph2;
 pub mod preprocess;
 pub mod sample;

@@ -135,3 +135,29 @@ fn lung_is_windowed_hu_with_binary_masks() {
     // SOURCE.txt: lung fraction per slice 0.083 .. 0.573.
     assert!((0.08..0.58).contains(&fg), "{fg}");
 }
+
+/// Dice of the computed FOV against the shipped masks (DRIVE `mask/`, STARE
+/// Soares masks), every image of both splits; the goal is >= 0.98.
+#[test]
+fn computed_fov_agrees_with_the_given_masks() {
+    use r2unet::data::fov::{compute_fov, dice};
+    for (name, kind) in [("DRIVE", DatasetKind::Drive), ("STARE", DatasetKind::Stare)] {
+        let Some(dir) = shared(name) else { return };
+        let mut scores = Vec::new();
+        for split in [Split::Train, Split::Test] {
+            for s in kind.load(&dir, split, &LoadOptions::default()).unwrap() {
+                scores.push(dice(&compute_fov(&s.image), &s.fov));
+            }
+        }
+        let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+        let min = scores.iter().copied().fold(1.0, f64::min);
+        eprintln!(
+            "{name}: computed vs given FOV Dice mean {mean:.4}, min {min:.4} over {} images",
+            scores.len()
+        );
+        assert!(
+            mean >= 0.98 && min >= 0.95,
+            "{name}: mean {mean}, min {min}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ mod data_real;
 mod import;
 mod model_shapes;
 mod parity;
+mod preprocess;
 mod weights;
 
 use std::path::PathBuf;
