@@ -45,8 +45,8 @@ pub struct DataArgs {
     #[arg(long)]
     pub label_threshold: Option<f32>,
     /// CT window in Hounsfield units, low,high (lung CT and NIfTI volumes in HU).
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [-1000.0, 400.0])]
-    pub hu_window: Vec<f32>,
+    #[arg(long, default_value = "-1000,400", allow_hyphen_values = true)]
+    pub hu_window: String,
     /// Axis along which NIfTI volumes are sliced (0, 1, 2).
     #[arg(long, default_value_t = 2)]
     pub nifti_axis: usize,
@@ -63,7 +63,20 @@ impl DataArgs {
             Some(t) if (0.0..1.0).contains(&t) => LabelRule::Threshold(t),
             Some(t) => anyhow::bail!("--label-threshold {t}: expected a value in [0, 1)"),
         };
-        let (lo, hi) = (self.hu_window[0], self.hu_window[1]);
+        let window: Vec<f32> = self
+            .hu_window
+            .split(',')
+            .map(|v| v.trim().parse::<f32>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                anyhow::anyhow!("--hu-window {}: {e}; expected low,high", self.hu_window)
+            })?;
+        let [lo, hi] = window[..] else {
+            anyhow::bail!(
+                "--hu-window {}: expected two numbers, low,high",
+                self.hu_window
+            );
+        };
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
             anyhow::bail!("--hu-window {lo},{hi}: expected low,high with low < high");
         }

@@ -129,3 +129,62 @@ fn import_converts_a_leejunhyun_checkpoint() {
         "{err}"
     );
 }
+
+#[test]
+fn data_check_reports_drive_splits_as_json() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/DRIVE");
+    if !dir.is_dir() {
+        eprintln!(
+            "skipped: {} not found (needs ../shared/data)",
+            dir.display()
+        );
+        return;
+    }
+    let v = json(&[
+        "data",
+        "check",
+        "--dataset",
+        "drive",
+        "--data",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(v["dataset"], "drive");
+    assert_eq!(v["splits"]["train"]["count"], 20);
+    assert_eq!(v["splits"]["test"]["count"], 20);
+    assert_eq!(v["splits"]["test"]["fov_source"], "given");
+}
+
+#[test]
+fn data_check_fails_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = r2unet(&[
+        "data",
+        "check",
+        "--dataset",
+        "folder",
+        "--data",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("images") && err.contains("not found"), "{err}");
+
+    let out = r2unet(&["data", "check", "--dataset", "retina9", "--data", "."]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drive, stare, chase"));
+
+    let out = r2unet(&[
+        "data",
+        "check",
+        "--dataset",
+        "lung",
+        "--data",
+        ".",
+        "--hu-window",
+        "400,-1000",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("low < high"));
+}
