@@ -21,6 +21,7 @@ pub mod atomic;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod model;
 pub mod train;
 

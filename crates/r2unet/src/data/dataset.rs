@@ -6,6 +6,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 use super::image::{Image, Mask};
 use super::io::{LabelRule, ReadLimits, read_ct, read_image, read_mask};
 use super::preprocess::{HU_WINDOW, window_hu};
@@ -14,7 +16,8 @@ use super::{chase, drive, folder, fov, lung, nifti, ph2, stare};
 use crate::error::{Error, Result};
 
 /// The dataset layouts the loaders understand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DatasetKind {
     /// DRIVE (Staal et al. 2004): `training/` and `test/` with `images/`, `1st_manual/`, `mask/`.
     Drive,
@@ -177,7 +180,8 @@ impl FromStr for Split {
 }
 
 /// Which human annotation is the ground truth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Annotator {
     /// The first observer: DRIVE `1st_manual`, STARE `labels-ah`, CHASE `_1stHO` (the standard).
     #[default]
@@ -187,7 +191,8 @@ pub enum Annotator {
 }
 
 /// Where a retina dataset's field of view comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FovChoice {
     /// The dataset's own masks (DRIVE `mask/`; STARE `fov-mask-soares/`); computed where none ship.
     #[default]
@@ -199,7 +204,7 @@ pub enum FovChoice {
 }
 
 /// Options of the loaders; each layout uses those that apply to it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadOptions {
     /// Pixel-count limit checked on every header before decoding.
     pub limits: ReadLimits,

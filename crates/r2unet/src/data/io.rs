@@ -9,12 +9,13 @@ use std::io::{BufReader, Cursor, Read};
 use std::path::Path;
 
 use image::{DynamicImage, ImageReader, Limits};
+use serde::{Deserialize, Serialize};
 
 use super::image::{Image, Mask};
 use crate::error::{Error, Result};
 
 /// Limits on what a reader accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadLimits {
     /// Largest accepted `width * height`; larger headers are refused before decoding.
     pub max_pixels: u64,
@@ -30,7 +31,8 @@ impl Default for ReadLimits {
 }
 
 /// How a label image becomes a 0/1 mask.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LabelRule {
     /// At most two values, the higher one foreground (0/1, 0/255, palette
     /// black/white); a single value is foreground if above half scale. More values: an error.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use burn::module::{Param, RunningState};
+use burn::module::{Param, ParamId, RunningState};
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
@@ -70,6 +70,19 @@ impl UNet {
             });
         });
         out
+    }
+
+    /// Gives every parameter an id derived from its PyTorch name, so optimizer
+    /// state (keyed by id) saved by one process fits the model of another.
+    pub(crate) fn assign_stable_ids(&mut self) {
+        self.visit(&mut |name, slot| {
+            let id = ParamId::from(fnv1a(&name));
+            match slot {
+                Slot::Param1(p) => *p = with_id(p.clone(), id),
+                Slot::Param4(p) => *p = with_id(p.clone(), id),
+                Slot::Buffer1(_) => {}
+            }
+        });
     }
 
     /// Number of trained parameters, as PyTorch's `parameters()` counts them
@@ -315,6 +328,18 @@ fn assign(
         }
     }
     Ok(())
+}
+
+/// 64-bit FNV-1a hash: a stable id for a tensor name.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn with_id<const D: usize>(param: Param<Tensor<D>>, id: ParamId) -> Param<Tensor<D>> {
+    let (_, value, mapper) = param.consume();
+    Param::from_mapped_value(id, value, mapper)
 }
 
 /// Replaces a parameter's value, keeping its id (optimizer state is keyed by it),

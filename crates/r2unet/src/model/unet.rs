@@ -61,7 +61,7 @@ impl UNetConfig {
                 att.push(AttentionGate::new(lo, device));
             }
         }
-        UNet {
+        let mut model = UNet {
             enc,
             up,
             dec,
@@ -69,7 +69,9 @@ impl UNetConfig {
             head: conv1x1(self.widths[0], self.out_channels, device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             config: self.clone(),
-        }
+        };
+        model.assign_stable_ids();
+        model
     }
 }
 
