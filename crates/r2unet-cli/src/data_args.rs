@@ -29,12 +29,13 @@ pub enum FovArg {
 /// `--dataset`, `--data` and the reading options.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Dataset layout: drive, stare, chase, ph2, lung, folder (images/ + masks/), nifti.
+    /// Dataset layout: drive, stare, chase, ph2, lung, folder (images/ + masks/), nifti;
+    /// `train` also takes `synthetic` (generated retina images, no --data).
     #[arg(long)]
-    pub dataset: DatasetKind,
+    pub dataset: String,
     /// The dataset folder.
     #[arg(long)]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     /// Ground-truth observer.
     #[arg(long, value_enum, default_value = "first")]
     pub annotator: AnnotatorArg,
@@ -56,6 +57,22 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The layout and folder, or `None` for the built-in synthetic set.
+    pub fn source(&self) -> anyhow::Result<Option<(DatasetKind, PathBuf)>> {
+        if self.dataset == "synthetic" {
+            if self.data.is_some() {
+                anyhow::bail!("--dataset synthetic is generated: drop --data");
+            }
+            return Ok(None);
+        }
+        let kind: DatasetKind = self.dataset.parse()?;
+        let data = self
+            .data
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("--data DIR is needed for --dataset {kind}"))?;
+        Ok(Some((kind, data)))
+    }
+
     /// The validated loader options.
     pub fn options(&self) -> anyhow::Result<LoadOptions> {
         let label_rule = match self.label_threshold {

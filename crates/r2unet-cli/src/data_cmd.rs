@@ -32,13 +32,11 @@ pub fn run(command: DataCommand) -> anyhow::Result<()> {
 
 fn run_check(args: CheckArgs) -> anyhow::Result<()> {
     let opts = args.data.options()?;
-    let report = check(args.data.dataset, &args.data.data, &opts).with_context(|| {
-        format!(
-            "checking {} dataset {}",
-            args.data.dataset,
-            args.data.data.display()
-        )
-    })?;
+    let Some((kind, dir)) = args.data.source()? else {
+        anyhow::bail!("the synthetic set is generated, there is nothing to check");
+    };
+    let report = check(kind, &dir, &opts)
+        .with_context(|| format!("checking {kind} dataset {}", dir.display()))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

@@ -6,6 +6,7 @@ mod data_cmd;
 mod import;
 mod info;
 mod model_args;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Convert a PyTorch R2U-Net state_dict (safetensors) into r2unet weights.
     Import(import::ImportArgs),
+    /// Train a model of the family into a run folder (checkpoints, metrics, resume).
+    Train(Box<train_cmd::TrainArgs>),
     /// Inspect datasets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -35,6 +38,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Import(args) => import::run(args),
         Command::Data(command) => data_cmd::run(command),
+        Command::Train(args) => train_cmd::run(*args),
     }
 }
 

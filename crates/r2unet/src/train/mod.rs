@@ -1,3 +1,13 @@
-//! Training: losses (and, later, the training loop and checkpoints).
+//! Training: losses, the run configuration, data preparation, the loop with
+//! validation, checkpoints and resume.
 
+pub mod checkpoint;
+pub mod config;
 pub mod loss;
+pub mod prepare;
+pub mod trainer;
+
+pub use checkpoint::{EpochRecord, RunDir, RunState};
+pub use config::{LossKind, Schedule, TrainConfig};
+pub use prepare::Preprocess;
+pub use trainer::{Event, Outcome, Trainer};

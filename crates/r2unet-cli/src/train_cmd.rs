@@ -1,0 +1,214 @@
+//! `r2unet train`: train a model of the family on a dataset, into a run folder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use r2unet::data::DatasetKind;
+use r2unet::device::DeviceChoice;
+use r2unet::train::{Event, LossKind, Outcome, RunDir, Schedule, TrainConfig, Trainer};
+
+use crate::data_args::DataArgs;
+use crate::model_args::ModelArgs;
+
+/// `--loss`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum LossArg {
+    /// Binary cross-entropy on logits (the paper's).
+    Bce,
+    /// Soft Dice.
+    Dice,
+    /// BCE + Dice.
+    BceDice,
+}
+
+/// `--schedule`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum ScheduleArg {
+    /// Constant learning rate.
+    Constant,
+    /// Cosine decay to 1% of --lr.
+    Cosine,
+}
+
+/// Flags of `r2unet train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Run folder: config.json, checkpoints, metrics.csv.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint (other flags are ignored
+    /// except --device and --threads).
+    #[arg(long, conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Passes over the training patches.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Random patches per training image (retina protocol); whole-image tasks use each image once.
+    #[arg(long, default_value_t = 300)]
+    patches_per_image: usize,
+    /// Restore the paper's full protocol: 190,000 patches from DRIVE's 20 images (9,500 each),
+    /// batch 32, 50 epochs.
+    #[arg(long, value_parser = ["paper"])]
+    protocol: Option<String>,
+    /// Patches per optimizer step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value = "cosine")]
+    schedule: ScheduleArg,
+    /// Loss on logits.
+    #[arg(long, value_enum, default_value = "bce")]
+    loss: LossArg,
+    /// Weight of vessel (positive) pixels in BCE.
+    #[arg(long)]
+    pos_weight: Option<f64>,
+    /// Fraction of training patches held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f32,
+    /// Seed of sampling, initialisation and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Turn off flips, rotations and intensity jitter.
+    #[arg(long)]
+    no_augment: bool,
+    /// Patch side (retina) or resized image side (whole-image tasks) [default: 48 / 256].
+    #[arg(long)]
+    patch_size: Option<usize>,
+    /// Images of the synthetic set (--dataset synthetic).
+    #[arg(long, default_value_t = 20)]
+    synthetic_images: usize,
+    /// Also checkpoint every this many minutes within an epoch (0: per epoch only).
+    #[arg(long, default_value_t = 10.0)]
+    checkpoint_minutes: f64,
+    /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl TrainArgs {
+    fn config(&self) -> anyhow::Result<TrainConfig> {
+        let source = self.data.source()?;
+        let whole_image = source.as_ref().is_some_and(|(k, _)| !k.is_retina());
+        let mut model = self.model.config()?;
+        let patch_size = self
+            .patch_size
+            .unwrap_or(if whole_image { 256 } else { 48 });
+        model.patch_size = patch_size;
+        let (mut epochs, mut per_image, mut batch) =
+            (self.epochs, self.patches_per_image, self.batch_size);
+        if self.protocol.is_some() {
+            (epochs, per_image, batch) = (50, 9_500, 32);
+        }
+        Ok(TrainConfig {
+            dataset: source.as_ref().map_or(DatasetKind::Drive, |(k, _)| *k),
+            data: source.map(|(_, d)| d),
+            synthetic_images: self.synthetic_images,
+            load: self.data.options()?,
+            model,
+            epochs,
+            patches_per_image: per_image,
+            patch_size,
+            batch_size: batch,
+            lr: self.lr,
+            schedule: match self.schedule {
+                ScheduleArg::Constant => Schedule::Constant,
+                ScheduleArg::Cosine => Schedule::Cosine,
+            },
+            loss: match self.loss {
+                LossArg::Bce => LossKind::Bce,
+                LossArg::Dice => LossKind::Dice,
+                LossArg::BceDice => LossKind::BceDice,
+            },
+            pos_weight: self.pos_weight,
+            val_fraction: self.val_fraction,
+            augment: !self.no_augment,
+            seed: self.seed,
+            checkpoint_minutes: self.checkpoint_minutes,
+        })
+    }
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n > 0, "--threads must be positive");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    let device = args.device.device()?;
+    let trainer = match (&args.resume, &args.out) {
+        (Some(dir), _) => Trainer::resume(RunDir(dir.clone()), &device)?,
+        (None, Some(dir)) => Trainer::new(args.config()?, RunDir(dir.clone()), &device)?,
+        (None, None) => anyhow::bail!("give --out RUN_DIR for a new run, or --resume RUN_DIR"),
+    };
+    let run_dir = args.resume.clone().or(args.out.clone()).unwrap_or_default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+
+    let batch = trainer.config().batch_size as f64;
+    let mut last_log = Instant::now();
+    let mut on_event = |event: Event| match event {
+        Event::Ready {
+            train,
+            val,
+            channels,
+        } => {
+            eprintln!(
+                "training on {train} patches, validating on {val} ({channels} input channel(s))"
+            );
+        }
+        Event::Step {
+            epoch,
+            step,
+            steps,
+            loss,
+            patches_per_s,
+        } => {
+            if last_log.elapsed().as_secs_f64() >= 10.0 || step == steps {
+                last_log = Instant::now();
+                let eta = (steps - step) as f64 * batch / patches_per_s.max(1e-9);
+                eprintln!(
+                    "epoch {epoch} step {step}/{steps} loss {loss:.4} {patches_per_s:.1} patches/s, epoch ETA {eta:.0} s"
+                );
+            }
+        }
+        Event::Epoch(r) => eprintln!(
+            "epoch {} done: train loss {:.4}, val loss {:.4}, val AUC {:.4}, val F1 {:.4}, {:.1} patches/s, {:.0} s",
+            r.epoch, r.train_loss, r.val_loss, r.val_auc, r.val_f1, r.patches_per_s, r.elapsed_s
+        ),
+        Event::Interrupted => eprintln!("interrupted: checkpoint written; continue with --resume"),
+    };
+    match trainer.run(&stop, &mut on_event)? {
+        Outcome::Finished(state) => {
+            println!(
+                "finished {} epochs in {:.0} s; best validation AUC {:.4}; run folder {}",
+                state.epoch,
+                state.elapsed_s,
+                state.best_auc,
+                run_dir.display()
+            );
+            Ok(())
+        }
+        Outcome::Interrupted(_) => anyhow::bail!(
+            "interrupted; resume with: r2unet train --resume {}",
+            run_dir.display()
+        ),
+    }
+}

@@ -1,0 +1,361 @@
+//! The training loop: Adam on patches (or whole images) with per-epoch
+//! validation, checkpoints and resume.
+//!
+//! Batches come from Burn's `Dataset` + `Batcher` types, but the loop draws its
+//! own seeded permutation per epoch instead of using Burn's `DataLoader` or
+//! `Learner`: resuming bit-exactly needs the sampler position (epoch, step),
+//! which those do not expose, and the validation metrics (AUC inside the FOV)
+//! are our own.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::checkpoint::{EpochRecord, RunDir, RunState};
+use super::config::{LossKind, Schedule, TrainConfig};
+use super::loss::{bce_with_logits, dice_with_logits};
+use super::prepare::{Preprocess, prepare, training_samples};
+use crate::data::augment::Augment;
+use crate::data::patches::{PatchBatch, PatchBatcher, PatchConfig, PatchDataset, sample_patches};
+use crate::error::{Error, Result};
+use crate::eval::{Confusion, RocAccumulator, ZeroDivision};
+use crate::model::UNet;
+
+/// What the loop reports to whoever drives it (the CLI prints it).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Data is ready: training and validation patch counts, channels.
+    Ready {
+        /// Training patches per epoch.
+        train: usize,
+        /// Validation patches.
+        val: usize,
+        /// Model input channels.
+        channels: usize,
+    },
+    /// An optimizer step finished.
+    Step {
+        /// Epoch, from 1.
+        epoch: usize,
+        /// Step within the epoch, from 1.
+        step: usize,
+        /// Steps per epoch.
+        steps: usize,
+        /// This step's loss.
+        loss: f64,
+        /// Training patches per second so far this epoch.
+        patches_per_s: f64,
+    },
+    /// An epoch finished and was checkpointed.
+    Epoch(EpochRecord),
+    /// The stop flag was raised; a checkpoint was written.
+    Interrupted,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// All epochs done.
+    Finished(RunState),
+    /// Stopped by the stop flag after writing a checkpoint.
+    Interrupted(RunState),
+}
+
+/// A training run in a folder: fresh ([`Trainer::new`]) or resumed ([`Trainer::resume`]).
+pub struct Trainer {
+    config: TrainConfig,
+    dir: RunDir,
+    device: Device,
+    resume: bool,
+}
+
+impl Trainer {
+    /// A new run of `config` writing into `dir`, on `device` (autodiff is added).
+    ///
+    /// # Errors
+    ///
+    /// Invalid settings, or a folder that cannot be written (checked before training).
+    pub fn new(config: TrainConfig, dir: RunDir, device: &Device) -> Result<Self> {
+        config.validate()?;
+        dir.create()?;
+        if dir.state().exists() {
+            return Err(Error::invalid(
+                "run folder",
+                format!(
+                    "{} already holds a run; use --resume to continue it or choose another --out",
+                    dir.0.display()
+                ),
+            ));
+        }
+        dir.write_config(&config)?;
+        Ok(Self {
+            config,
+            dir,
+            device: device.clone().autodiff(),
+            resume: false,
+        })
+    }
+
+    /// Continues the run in `dir` from its last checkpoint.
+    ///
+    /// # Errors
+    ///
+    /// Missing or unreadable run files, named.
+    pub fn resume(dir: RunDir, device: &Device) -> Result<Self> {
+        let config = dir.read_config()?;
+        config.validate()?;
+        dir.create()?;
+        Ok(Self {
+            config,
+            dir,
+            device: device.clone().autodiff(),
+            resume: true,
+        })
+    }
+
+    /// The run's config.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Trains until done or until `stop` is raised, reporting through `on_event`.
+    ///
+    /// # Errors
+    ///
+    /// Data errors; a non-finite loss (the last good checkpoint is kept); write errors.
+    pub fn run(self, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) -> Result<Outcome> {
+        let c = &self.config;
+        let raw = training_samples(c)?;
+        let (preprocess, samples) = prepare(c.dataset, c.data.is_none(), c.patch_size, &raw)?;
+        drop(raw);
+        let channels = samples[0].image.channels;
+        let whole_image = matches!(preprocess, Preprocess::Resize { .. });
+        let patch_cfg = PatchConfig {
+            size: c.patch_size,
+            per_image: if whole_image { 1 } else { c.patches_per_image },
+            inside_fov: !whole_image,
+            val_fraction: c.val_fraction,
+            seed: c.seed,
+        };
+        let (train_refs, val_refs) = sample_patches(&samples, &patch_cfg)?;
+        let samples = Arc::new(samples);
+        let augment = if c.augment {
+            Augment::default()
+        } else {
+            Augment::NONE
+        };
+        let train_set =
+            PatchDataset::new(samples.clone(), train_refs, c.patch_size, augment, c.seed);
+        let val_set = PatchDataset::new(samples, val_refs, c.patch_size, Augment::NONE, c.seed);
+        let batcher = PatchBatcher {
+            size: c.patch_size,
+            channels,
+        };
+        on_event(Event::Ready {
+            train: train_set.len(),
+            val: val_set.len(),
+            channels,
+        });
+
+        let model_config = c.model.clone().with_in_channels(channels);
+        let fresh_optim = AdamConfig::new().with_epsilon(1e-8).init();
+        let (mut model, mut optim, mut state) = if self.resume {
+            let (model, optim) = self.dir.restore(&self.device, fresh_optim)?;
+            (model, optim, self.dir.read_state()?)
+        } else {
+            let model = model_config.init(&self.device);
+            let state = RunState {
+                epoch: 0,
+                step_in_epoch: 0,
+                steps: 0,
+                epoch_loss_sum: 0.0,
+                best_auc: f64::NEG_INFINITY,
+                elapsed_s: 0.0,
+                preprocess,
+                history: Vec::new(),
+            };
+            (model, fresh_optim, state)
+        };
+        let steps_per_epoch = train_set.len().div_ceil(c.batch_size);
+        let total_steps = steps_per_epoch * c.epochs;
+        let started = Instant::now();
+        let elapsed_before = state.elapsed_s;
+        let mut last_save = Instant::now();
+
+        while state.epoch < c.epochs {
+            let epoch = state.epoch + 1;
+            let epoch_set = train_set.for_epoch(epoch as u64);
+            let mut order: Vec<usize> = (0..epoch_set.len()).collect();
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+                c.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9),
+            ));
+            let epoch_start = Instant::now();
+            let first_step = state.step_in_epoch;
+            for (step, chunk) in order.chunks(c.batch_size).enumerate().skip(first_step) {
+                if stop.load(Ordering::Relaxed) {
+                    state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+                    self.dir.checkpoint(&model, &optim, &state)?;
+                    on_event(Event::Interrupted);
+                    return Ok(Outcome::Interrupted(state));
+                }
+                let items = chunk
+                    .iter()
+                    .map(|&i| epoch_set.get(i))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::invalid("patch", e.to_string()))?;
+                let batch = batcher.batch(items, &self.device);
+                let lr = learning_rate(c, state.steps, total_steps);
+                let loss = loss_of(c, model.forward(batch.images), batch.labels);
+                let value = f64::from(loss.clone().into_scalar::<f32>());
+                if !value.is_finite() {
+                    return Err(Error::invalid(
+                        "training",
+                        format!(
+                            "loss became {value} at epoch {epoch}, step {}; the last good checkpoint in {} is kept (try a lower --lr)",
+                            step + 1,
+                            self.dir.0.display()
+                        ),
+                    ));
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+                state.steps += 1;
+                state.step_in_epoch = step + 1;
+                state.epoch_loss_sum += value;
+                let done = (step + 1 - first_step) * c.batch_size;
+                on_event(Event::Step {
+                    epoch,
+                    step: step + 1,
+                    steps: steps_per_epoch,
+                    loss: value,
+                    patches_per_s: done as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9),
+                });
+                if c.checkpoint_minutes > 0.0
+                    && last_save.elapsed().as_secs_f64() > 60.0 * c.checkpoint_minutes
+                {
+                    state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+                    self.dir.checkpoint(&model, &optim, &state)?;
+                    last_save = Instant::now();
+                }
+            }
+            let trained = (steps_per_epoch - first_step) * c.batch_size;
+            let patches_per_s =
+                trained.min(epoch_set.len()) as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
+            let (val_loss, val_auc, val_f1) = validate(c, &model, &val_set, &batcher)?;
+            state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+            let record = EpochRecord {
+                epoch,
+                train_loss: state.epoch_loss_sum / steps_per_epoch as f64,
+                val_loss,
+                val_auc,
+                val_f1,
+                lr: learning_rate(c, state.steps, total_steps),
+                patches_per_s,
+                elapsed_s: state.elapsed_s,
+            };
+            state.epoch = epoch;
+            state.step_in_epoch = 0;
+            state.epoch_loss_sum = 0.0;
+            state.history.push(record.clone());
+            if val_auc > state.best_auc || state.history.len() == 1 {
+                state.best_auc = val_auc;
+                model.save(&self.dir.best())?;
+            }
+            self.dir.checkpoint(&model, &optim, &state)?;
+            last_save = Instant::now();
+            on_event(Event::Epoch(record));
+        }
+        Ok(Outcome::Finished(state))
+    }
+}
+
+/// The learning rate at `step` of `total`.
+fn learning_rate(c: &TrainConfig, step: usize, total: usize) -> f64 {
+    match c.schedule {
+        Schedule::Constant => c.lr,
+        Schedule::Cosine => {
+            let progress = step as f64 / total.max(1) as f64;
+            let floor = 0.01 * c.lr;
+            floor + (c.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+        }
+    }
+}
+
+fn loss_of(c: &TrainConfig, logits: Tensor<4>, labels: Tensor<4>) -> Tensor<1> {
+    match c.loss {
+        LossKind::Bce => bce_with_logits(logits, labels, c.pos_weight),
+        LossKind::Dice => dice_with_logits(logits, labels),
+        LossKind::BceDice => {
+            bce_with_logits(logits.clone(), labels.clone(), c.pos_weight)
+                + dice_with_logits(logits, labels)
+        }
+    }
+}
+
+/// Validation loss, and AUC and F1 (threshold 0.5) inside the FOV pooled over
+/// all validation patches, with the model in eval mode (running statistics).
+fn validate(
+    c: &TrainConfig,
+    model: &UNet,
+    set: &PatchDataset,
+    batcher: &PatchBatcher,
+) -> Result<(f64, f64, f64)> {
+    if set.len() == 0 {
+        return Ok((f64::NAN, f64::NAN, f64::NAN));
+    }
+    let eval_model = model.valid();
+    let device = eval_model.devices().into_iter().next().unwrap_or_default();
+    let mut roc = RocAccumulator::new();
+    let mut confusion = Confusion::default();
+    let mut loss_sum = 0.0;
+    let mut batches = 0;
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for chunk in indices.chunks(c.batch_size) {
+        let items = chunk
+            .iter()
+            .map(|&i| set.get(i))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::invalid("patch", e.to_string()))?;
+        let PatchBatch {
+            images,
+            labels,
+            fov,
+        } = batcher.batch(items, &device);
+        let logits = eval_model.forward(images);
+        loss_sum += f64::from(loss_of(c, logits.clone(), labels.clone()).into_scalar::<f32>());
+        batches += 1;
+        let probs: Vec<f32> = sigmoid(logits)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap_or_default();
+        let to_u8 = |t: Tensor<4>| -> Vec<u8> {
+            t.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| u8::from(v > 0.5))
+                .collect()
+        };
+        let (labels, fov) = (to_u8(labels), to_u8(fov));
+        roc.push(&probs, &labels, Some(&fov))?;
+        confusion += Confusion::from_probs(&probs, &labels, Some(&fov), 0.5);
+    }
+    let auc = roc.finish().auc().unwrap_or(f64::NAN);
+    Ok((
+        loss_sum / batches as f64,
+        auc,
+        confusion.f1(ZeroDivision::One),
+    ))
+}
