@@ -189,19 +189,30 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        Event::Epoch(r) => eprintln!(
-            "epoch {} done: train loss {:.4}, val loss {:.4}, val AUC {:.4}, val F1 {:.4}, {:.1} patches/s, {:.0} s",
-            r.epoch, r.train_loss, r.val_loss, r.val_auc, r.val_f1, r.patches_per_s, r.elapsed_s
-        ),
+        Event::Epoch(r) => {
+            let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+            eprintln!(
+                "epoch {} done: train loss {:.4}, val loss {}, val AUC {}, val F1 {}, {:.1} patches/s, {:.0} s",
+                r.epoch,
+                r.train_loss,
+                opt(r.val_loss),
+                opt(r.val_auc),
+                opt(r.val_f1),
+                r.patches_per_s,
+                r.elapsed_s
+            )
+        }
         Event::Interrupted => eprintln!("interrupted: checkpoint written; continue with --resume"),
     };
     match trainer.run(&stop, &mut on_event)? {
         Outcome::Finished(state) => {
+            let best = state
+                .best_auc
+                .map_or("n/a".to_string(), |v| format!("{v:.4}"));
             println!(
-                "finished {} epochs in {:.0} s; best validation AUC {:.4}; run folder {}",
+                "finished {} epochs in {:.0} s; best validation AUC {best}; run folder {}",
                 state.epoch,
                 state.elapsed_s,
-                state.best_auc,
                 run_dir.display()
             );
             Ok(())

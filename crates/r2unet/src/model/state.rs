@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Param, ParamId, RunningState};
 use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use super::config::UNetConfig;
@@ -80,6 +82,44 @@ impl UNet {
             match slot {
                 Slot::Param1(p) => *p = with_id(p.clone(), id),
                 Slot::Param4(p) => *p = with_id(p.clone(), id),
+                Slot::Buffer1(_) => {}
+            }
+        });
+    }
+
+    /// Redraws every convolution's weights and biases from a seeded generator,
+    /// with PyTorch's default `Conv2d` initialisation (uniform in
+    /// `±1/sqrt(fan_in)`); batch norms keep weight 1 and bias 0. Burn's own
+    /// initialisers draw from a process-wide generator, which concurrent work
+    /// can advance, so reproducible runs initialise here instead.
+    pub fn reinitialize(&mut self, seed: u64) {
+        let mut fan_in: HashMap<String, usize> = HashMap::new();
+        self.visit(&mut |name, slot| {
+            let bound_for = |fan: usize| 1.0 / (fan.max(1) as f32).sqrt();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(&name));
+            match slot {
+                Slot::Param4(p) => {
+                    let dims = p.shape().as_slice().to_vec();
+                    let fan = dims[1] * dims[2] * dims[3];
+                    fan_in.insert(name.trim_end_matches(".weight").to_string(), fan);
+                    let b = bound_for(fan);
+                    let values = (0..dims.iter().product::<usize>())
+                        .map(|_| rng.random_range(-b..=b))
+                        .collect();
+                    *p = replace(p.clone(), TensorData::new(values, dims));
+                }
+                Slot::Param1(p) => {
+                    let Some(&fan) = name
+                        .strip_suffix(".bias")
+                        .and_then(|prefix| fan_in.get(prefix))
+                    else {
+                        return;
+                    };
+                    let n = p.shape().num_elements();
+                    let b = bound_for(fan);
+                    let values = (0..n).map(|_| rng.random_range(-b..=b)).collect();
+                    *p = replace(p.clone(), TensorData::new(values, [n]));
+                }
                 Slot::Buffer1(_) => {}
             }
         });

@@ -22,12 +22,13 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Mean training loss over the epoch.
     pub train_loss: f64,
-    /// Mean validation loss (eval-mode model).
-    pub val_loss: f64,
-    /// Validation ROC AUC inside the FOV, pooled over validation patches.
-    pub val_auc: f64,
+    /// Mean validation loss (eval-mode model); `None` without validation patches.
+    pub val_loss: Option<f64>,
+    /// Validation ROC AUC inside the FOV, pooled over validation patches
+    /// (`None` without validation patches or without both classes).
+    pub val_auc: Option<f64>,
     /// Validation F1 at threshold 0.5 inside the FOV, pooled.
-    pub val_f1: f64,
+    pub val_f1: Option<f64>,
     /// Learning rate at the epoch's end.
     pub lr: f64,
     /// Training patches per second during the epoch.
@@ -47,8 +48,8 @@ pub struct RunState {
     pub steps: usize,
     /// Sum of training losses within the current epoch (to resume its mean).
     pub epoch_loss_sum: f64,
-    /// Best validation AUC so far.
-    pub best_auc: f64,
+    /// Best validation AUC so far (`None` before the first validation).
+    pub best_auc: Option<f64>,
     /// Wall seconds trained so far.
     pub elapsed_s: f64,
     /// How inputs are preprocessed (fitted on the training images).
@@ -184,13 +185,14 @@ pub fn csv(history: &[EpochRecord]) -> String {
     let mut out =
         String::from("epoch,train_loss,val_loss,val_auc,val_f1,lr,patches_per_s,elapsed_s\n");
     for r in history {
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
         out.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.3e},{:.1},{:.1}\n",
+            "{},{:.6},{},{},{},{:.3e},{:.1},{:.1}\n",
             r.epoch,
             r.train_loss,
-            r.val_loss,
-            r.val_auc,
-            r.val_f1,
+            opt(r.val_loss),
+            opt(r.val_auc),
+            opt(r.val_f1),
             r.lr,
             r.patches_per_s,
             r.elapsed_s

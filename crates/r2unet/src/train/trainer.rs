@@ -173,13 +173,14 @@ impl Trainer {
             let (model, optim) = self.dir.restore(&self.device, fresh_optim)?;
             (model, optim, self.dir.read_state()?)
         } else {
-            let model = model_config.init(&self.device);
+            let mut model = model_config.init(&self.device);
+            model.reinitialize(c.seed);
             let state = RunState {
                 epoch: 0,
                 step_in_epoch: 0,
                 steps: 0,
                 epoch_loss_sum: 0.0,
-                best_auc: f64::NEG_INFINITY,
+                best_auc: None,
                 elapsed_s: 0.0,
                 preprocess,
                 history: Vec::new(),
@@ -267,8 +268,14 @@ impl Trainer {
             state.step_in_epoch = 0;
             state.epoch_loss_sum = 0.0;
             state.history.push(record.clone());
-            if val_auc > state.best_auc || state.history.len() == 1 {
-                state.best_auc = val_auc;
+            // Model selection by validation AUC; without validation, the latest is best.
+            let better = match (val_auc, state.best_auc) {
+                (Some(auc), Some(best)) => auc > best,
+                (Some(_), None) => true,
+                (None, _) => true,
+            };
+            if better {
+                state.best_auc = val_auc.or(state.best_auc);
                 model.save(&self.dir.best())?;
             }
             self.dir.checkpoint(&model, &optim, &state)?;
@@ -309,9 +316,9 @@ fn validate(
     model: &UNet,
     set: &PatchDataset,
     batcher: &PatchBatcher,
-) -> Result<(f64, f64, f64)> {
+) -> Result<(Option<f64>, Option<f64>, Option<f64>)> {
     if set.len() == 0 {
-        return Ok((f64::NAN, f64::NAN, f64::NAN));
+        return Ok((None, None, None));
     }
     let eval_model = model.valid();
     let device = eval_model.devices().into_iter().next().unwrap_or_default();
@@ -352,10 +359,7 @@ fn validate(
         roc.push(&probs, &labels, Some(&fov))?;
         confusion += Confusion::from_probs(&probs, &labels, Some(&fov), 0.5);
     }
-    let auc = roc.finish().auc().unwrap_or(f64::NAN);
-    Ok((
-        loss_sum / batches as f64,
-        auc,
-        confusion.f1(ZeroDivision::One),
-    ))
+    let auc = roc.finish().auc();
+    let f1 = confusion.f1(ZeroDivision::One);
+    Ok((Some(loss_sum / batches as f64), auc, Some(f1)))
 }

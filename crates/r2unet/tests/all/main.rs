@@ -6,6 +6,7 @@ mod import;
 mod model_shapes;
 mod parity;
 mod preprocess;
+mod train;
 mod weights;
 
 use std::path::PathBuf;
