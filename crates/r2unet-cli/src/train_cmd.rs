@@ -52,7 +52,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     /// Random patches per training image (retina protocol); whole-image tasks use each image once.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 600)]
     patches_per_image: usize,
     /// Restore the paper's full protocol: 190,000 patches from DRIVE's 20 images (9,500 each),
     /// batch 32, 50 epochs.
