@@ -3,6 +3,7 @@
 
 mod data_args;
 mod data_cmd;
+mod eval_cmd;
 mod import;
 mod info;
 mod model_args;
@@ -28,6 +29,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Train a model of the family into a run folder (checkpoints, metrics, resume).
     Train(Box<train_cmd::TrainArgs>),
+    /// Evaluate a trained run on a dataset split (metrics inside the FOV, per image and pooled).
+    Eval(Box<eval_cmd::EvalArgs>),
     /// Inspect datasets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -39,6 +42,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args),
         Command::Data(command) => data_cmd::run(command),
         Command::Train(args) => train_cmd::run(*args),
+        Command::Eval(args) => eval_cmd::run(*args),
     }
 }
 

@@ -188,3 +188,112 @@ fn data_check_fails_naming_the_problem() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("low < high"));
 }
+
+#[test]
+fn train_then_eval_then_resume_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let out = r2unet(&[
+        "train",
+        "--dataset",
+        "synthetic",
+        "--synthetic-images",
+        "4",
+        "--epochs",
+        "1",
+        "--patches-per-image",
+        "16",
+        "--widths",
+        "4,8",
+        "--patch-size",
+        "16",
+        "--batch-size",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("epoch 1 done") && log.contains("patches/s"),
+        "{log}"
+    );
+    for f in [
+        "config.json",
+        "metrics.csv",
+        "best.safetensors",
+        "last.safetensors",
+        "state.json",
+    ] {
+        assert!(run.join(f).exists(), "{f}");
+    }
+
+    // A folder dataset of two fundus-like RGB images with one labelled row each.
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    std::fs::create_dir_all(data.join("masks")).unwrap();
+    for i in 0..2u32 {
+        image::RgbImage::from_fn(40, 36, |x, y| {
+            let r = ((x as f32 - 20.0).powi(2) + (y as f32 - 18.0).powi(2)).sqrt();
+            let v = if r < 16.0 {
+                180 - 20 * u8::from(y == 10 + i)
+            } else {
+                3
+            };
+            image::Rgb([v, v / 2, v / 4])
+        })
+        .save(data.join(format!("images/im{i}.png")))
+        .unwrap();
+        image::GrayImage::from_fn(40, 36, |_, y| {
+            image::Luma([if y == 10 + i { 255 } else { 0 }])
+        })
+        .save(data.join(format!("masks/im{i}.png")))
+        .unwrap();
+    }
+    let report = tmp.path().join("report");
+    let v = json(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--dataset",
+        "folder",
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "all",
+        "--out",
+        report.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(v["per_image"].as_array().unwrap().len(), 2);
+    let auc = v["pooled"]["auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc));
+    assert!(report.join("report.json").exists());
+
+    // Resuming a finished run finishes at once; a new run over it is refused.
+    let out = r2unet(&[
+        "train",
+        "--dataset",
+        "synthetic",
+        "--resume",
+        run.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = r2unet(&[
+        "train",
+        "--dataset",
+        "synthetic",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+}

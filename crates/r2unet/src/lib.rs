@@ -22,6 +22,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod infer;
 pub mod model;
 pub mod train;
 

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod confusion;
+pub mod evaluate;
 pub mod roc;
 
 pub use confusion::{Confusion, Metrics, ZeroDivision};
