@@ -1,5 +1,6 @@
 //! `r2unet train`: train a model of the family on a dataset, into a run folder.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use r2unet::data::DatasetKind;
 use r2unet::device::DeviceChoice;
 use r2unet::train::{Event, LossKind, Outcome, RunDir, Schedule, TrainConfig, Trainer};
@@ -164,6 +166,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
     let batch = trainer.config().batch_size as f64;
     let mut last_log = Instant::now();
+    // A live bar on a terminal; plain log lines every 10 s otherwise (files, CI).
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
     let mut on_event = |event: Event| match event {
         Event::Ready {
             train,
@@ -181,7 +195,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             loss,
             patches_per_s,
         } => {
-            if last_log.elapsed().as_secs_f64() >= 10.0 || step == steps {
+            if let Some(bar) = &bar {
+                bar.set_length(steps as u64);
+                bar.set_position(step as u64);
+                bar.set_prefix(epoch.to_string());
+                bar.set_message(format!("loss {loss:.4}, {patches_per_s:.1} patches/s"));
+            } else if last_log.elapsed().as_secs_f64() >= 10.0 || step == steps {
                 last_log = Instant::now();
                 let eta = (steps - step) as f64 * batch / patches_per_s.max(1e-9);
                 eprintln!(
@@ -191,7 +210,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
         Event::Epoch(r) => {
             let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
-            eprintln!(
+            let line = format!(
                 "epoch {} done: train loss {:.4}, val loss {}, val AUC {}, val F1 {}, {:.1} patches/s, {:.0} s",
                 r.epoch,
                 r.train_loss,
@@ -200,11 +219,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 opt(r.val_f1),
                 r.patches_per_s,
                 r.elapsed_s
-            )
+            );
+            match &bar {
+                Some(bar) => {
+                    bar.suspend(|| eprintln!("{line}"));
+                    bar.reset();
+                }
+                None => eprintln!("{line}"),
+            }
         }
         Event::Interrupted => eprintln!("interrupted: checkpoint written; continue with --resume"),
     };
-    match trainer.run(&stop, &mut on_event)? {
+    let outcome = trainer.run(&stop, &mut on_event);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    match outcome? {
         Outcome::Finished(state) => {
             let best = state
                 .best_auc
