@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::dataset::{
-    Annotator, Entry, FovSpec, ImageKind, LoadOptions, Split, file_name, list_files, require_file,
+    Annotator, Entry, FovSpec, ImageKind, LoadOptions, Split, id_of, list_files, require_file,
     split_sorted,
 };
 use crate::error::Result;
@@ -32,11 +32,7 @@ pub fn entries(dir: &Path, split: Split, opts: &LoadOptions) -> Result<Vec<Entry
     };
     let mut all = Vec::new();
     for image in files {
-        let id = file_name(&image)
-            .split('.')
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let id = id_of(&image);
         let label = labels.join(format!("{id}_{tag}.png"));
         require_file(&label, &format!("the {tag} label of {}", image.display()))?;
         all.push(Entry::new(

@@ -414,6 +414,11 @@ pub(crate) fn split_sorted<T>(items: Vec<T>, train: usize, val: usize, split: Sp
         .collect()
 }
 
+/// The file name of `path` up to its first dot (`im0001.ppm.gz` → `im0001`).
+pub(crate) fn id_of(path: &Path) -> String {
+    file_name(path).split('.').next().unwrap_or("").to_string()
+}
+
 /// The file name of `path` as text (for id parsing).
 pub(crate) fn file_name(path: &Path) -> &str {
     path.file_name().and_then(|n| n.to_str()).unwrap_or("")

@@ -6,8 +6,7 @@
 use std::path::Path;
 
 use super::dataset::{
-    Entry, FovSpec, ImageKind, Split, file_name, list_files, require_dir, require_file,
-    split_sorted,
+    Entry, FovSpec, ImageKind, Split, id_of, list_files, require_dir, require_file, split_sorted,
 };
 use crate::error::Result;
 
@@ -25,11 +24,7 @@ pub fn entries(dir: &Path, split: Split) -> Result<Vec<Entry>> {
     })?;
     let mut all = Vec::new();
     for image in files {
-        let id = file_name(&image)
-            .split('.')
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let id = id_of(&image);
         let label = dir.join("lesion_masks").join(format!("{id}_lesion.bmp"));
         require_file(&label, &format!("the lesion mask of {}", image.display()))?;
         all.push(Entry::new(

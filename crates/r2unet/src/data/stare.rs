@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::dataset::{
-    Annotator, Entry, FovChoice, FovSpec, ImageKind, LoadOptions, Split, file_name, list_files,
+    Annotator, Entry, FovChoice, FovSpec, ImageKind, LoadOptions, Split, id_of, list_files,
     require_dir, require_file, split_sorted,
 };
 use crate::error::Result;
@@ -30,11 +30,7 @@ pub fn entries(dir: &Path, split: Split, opts: &LoadOptions) -> Result<Vec<Entry
     };
     let mut all = Vec::new();
     for image in files {
-        let id = file_name(&image)
-            .split('.')
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let id = id_of(&image);
         let label = first_existing(dir, label_dir, &format!("{id}.{label_tag}.ppm"));
         require_file(
             &label,

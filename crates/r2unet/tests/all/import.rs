@@ -2,21 +2,9 @@
 //! PyTorch R2U-Net. Fixtures: `scripts/export_leejunhyun_fixture.py` run on its
 //! `network.py` (widths divided by 32: 2,4,8,16,32; RGB 32x32 input; torch 2.9.0).
 
+use super::read_f32;
 use burn::tensor::{Device, Tensor, TensorData};
 use r2unet::model::{Architecture, BnMode, Preset, TorchLayout, import_weights};
-use safetensors::SafeTensors;
-
-fn read(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let view = file.tensor(name).unwrap();
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (view.shape().to_vec(), values)
-}
 
 fn check(fixture: &str, arch: Architecture) {
     let dir = super::fixtures().join("leejunhyun").join(fixture);
@@ -29,10 +17,10 @@ fn check(fixture: &str, arch: Architecture) {
     let weights = dir.join("weights.safetensors");
     let model = import_weights(&config, &weights, TorchLayout::LeeJunHyun, &device).unwrap();
     let io = dir.join("io.safetensors");
-    let (shape, input) = read(&io, "input");
+    let (shape, input) = read_f32(&io, "input");
     let x = Tensor::<4>::from_data(TensorData::new(input, shape), &device);
     let got: Vec<f32> = model.forward(x).into_data().try_into_vec().unwrap();
-    let (_, expected) = read(&io, "eval_logits");
+    let (_, expected) = read_f32(&io, "eval_logits");
     let d = got
         .iter()
         .zip(&expected)

@@ -5,28 +5,16 @@
 
 use std::path::Path;
 
+use super::read_f32;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use r2unet::model::{Architecture, BnMode, Preset, UNetConfig, load_weights};
 use r2unet::train::loss::bce_with_logits;
-use safetensors::SafeTensors;
 
 const TOL: f32 = 1e-4;
 
-fn read_io(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let view = file.tensor(name).unwrap();
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (view.shape().to_vec(), values)
-}
-
 fn tensor(path: &Path, name: &str, device: &Device) -> Tensor<4> {
-    let (shape, values) = read_io(path, name);
+    let (shape, values) = read_f32(path, name);
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
@@ -87,7 +75,7 @@ fn check_fixture(name: &str) {
     let cpu = Device::flex();
     let model = load_weights(&config, &dir.join("weights.safetensors"), &cpu).unwrap();
     let eval = values(model.forward(tensor(&io, "input", &cpu)));
-    let (_, expected) = read_io(&io, "eval_logits");
+    let (_, expected) = read_f32(&io, "eval_logits");
     let d = max_abs_diff(&eval, &expected);
     assert!(d < TOL, "{name}: eval logits differ by {d}");
 
@@ -95,13 +83,13 @@ fn check_fixture(name: &str) {
     let ad = Device::flex().autodiff();
     let model = load_weights(&config, &dir.join("weights.safetensors"), &ad).unwrap();
     let logits = model.forward(tensor(&io, "input", &ad));
-    let (_, expected) = read_io(&io, "train_logits");
+    let (_, expected) = read_f32(&io, "train_logits");
     let d = max_abs_diff(&values(logits.clone().detach()), &expected);
     assert!(d < TOL, "{name}: train logits differ by {d}");
 
     let loss = bce_with_logits(logits, tensor(&io, "target", &ad), None);
     let loss_value: f32 = loss.clone().into_scalar();
-    let (_, expected_loss) = read_io(&io, "loss");
+    let (_, expected_loss) = read_f32(&io, "loss");
     assert!(
         (loss_value - expected_loss[0]).abs() < TOL,
         "{name}: loss {loss_value} vs {}",
@@ -116,7 +104,7 @@ fn check_fixture(name: &str) {
 
     let (after_path, mut compared) = (dir.join("after_step.safetensors"), 0);
     for (t, t0) in after.iter().zip(&before) {
-        let (shape, expected) = read_io(&after_path, &t.name);
+        let (shape, expected) = read_f32(&after_path, &t.name);
         assert_eq!(shape, t.shape, "{name}: {}", t.name);
         if bias_cancelled_by_batch_norm(&t.name) {
             let moved = max_abs_diff(&t.values, &t0.values);
