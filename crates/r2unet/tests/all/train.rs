@@ -252,3 +252,58 @@ fn bad_training_settings_and_folders_fail_before_training() {
         .unwrap();
     assert!(err.to_string().contains("config.json"), "{err}");
 }
+
+#[test]
+fn whole_image_tasks_train_on_resized_rgb_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("lesions");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    std::fs::create_dir_all(data.join("masks")).unwrap();
+    for i in 0..6u32 {
+        // A dark "lesion" disc of radius 6 + i on skin-coloured RGB, 40x30.
+        let inside = |x: u32, y: u32| {
+            (x as f32 - 20.0).powi(2) + (y as f32 - 15.0).powi(2) < ((6 + i) as f32).powi(2)
+        };
+        image::RgbImage::from_fn(40, 30, |x, y| {
+            if inside(x, y) {
+                image::Rgb([90, 50, 40])
+            } else {
+                image::Rgb([220, 170, 150])
+            }
+        })
+        .save(data.join(format!("images/case{i}.jpg")))
+        .unwrap();
+        image::GrayImage::from_fn(40, 30, |x, y| {
+            image::Luma([if inside(x, y) { 255 } else { 0 }])
+        })
+        .save(data.join(format!("masks/case{i}.png")))
+        .unwrap();
+    }
+    let config = TrainConfig {
+        dataset: DatasetKind::Folder,
+        data: Some(data),
+        patch_size: 32,
+        model: Preset::Retina
+            .config(Architecture::Unet)
+            .with_widths(vec![4, 8])
+            .with_patch_size(32),
+        batch_size: 2,
+        val_fraction: 0.34,
+        ..tiny_config(2)
+    };
+    let Outcome::Finished(state) = run_to_end(config, &tmp.path().join("run"), None) else {
+        panic!()
+    };
+    assert_eq!(
+        state.preprocess,
+        r2unet::train::Preprocess::Resize { size: 32 }
+    );
+    assert_eq!(state.history.len(), 2);
+    let model =
+        r2unet::model::load_model(&tmp.path().join("run/best.safetensors"), &Device::flex())
+            .unwrap();
+    assert_eq!(
+        model.config.in_channels, 3,
+        "RGB images make a 3-channel model"
+    );
+}
