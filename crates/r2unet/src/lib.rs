@@ -24,6 +24,7 @@ pub mod error;
 pub mod eval;
 pub mod infer;
 pub mod model;
+pub mod plot;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -14,6 +14,7 @@ use super::prepare::Preprocess;
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::model::{UNet, load_model};
+use crate::plot::{Chart, Series, write_png};
 
 /// One epoch's line of the training log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +84,11 @@ impl RunDir {
     pub fn best(&self) -> PathBuf {
         self.0.join("best.safetensors")
     }
+    /// `curves.png` (losses, validation AUC and F1 per epoch).
+    pub fn curves(&self) -> PathBuf {
+        self.0.join("curves.png")
+    }
+
     /// `metrics.csv`.
     pub fn csv(&self) -> PathBuf {
         self.0.join("metrics.csv")
@@ -147,7 +153,11 @@ impl RunDir {
         write_atomic(&self.optim(), &bytes)?;
         let json = serde_json::to_string_pretty(state).expect("state serialises");
         write_atomic(&self.state(), json.as_bytes())?;
-        write_atomic(&self.csv(), csv(&state.history).as_bytes())
+        write_atomic(&self.csv(), csv(&state.history).as_bytes())?;
+        if !state.history.is_empty() {
+            write_png(&self.curves(), &curves(&state.history), 1200, 420)?;
+        }
+        Ok(())
     }
 
     /// The last model and optimizer state, on `device`.
@@ -178,6 +188,39 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+/// The training curves: losses, and validation AUC and F1 (0..1), per epoch.
+pub fn curves(history: &[EpochRecord]) -> Vec<Chart> {
+    let line = |name: &str, f: &dyn Fn(&EpochRecord) -> Option<f64>| Series {
+        name: name.to_string(),
+        points: history
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
+            .collect(),
+    };
+    vec![
+        Chart {
+            title: "loss".into(),
+            x_label: "epoch".into(),
+            y_label: "loss".into(),
+            series: vec![
+                line("train", &|r| Some(r.train_loss)),
+                line("validation", &|r| r.val_loss),
+            ],
+            y_range: None,
+        },
+        Chart {
+            title: "validation (inside the FOV)".into(),
+            x_label: "epoch".into(),
+            y_label: "metric".into(),
+            series: vec![
+                line("ROC AUC", &|r| r.val_auc),
+                line("F1 at 0.5", &|r| r.val_f1),
+            ],
+            y_range: Some((0.0, 1.0)),
+        },
+    ]
 }
 
 /// The training log as CSV.

@@ -186,6 +186,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
         "best.safetensors",
         "best.json",
         "last.optim",
+        "curves.png",
     ] {
         assert!(broken.join(f).exists(), "{f}");
     }
