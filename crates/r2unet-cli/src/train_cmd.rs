@@ -84,7 +84,8 @@ pub struct TrainArgs {
     /// Turn off flips, rotations and intensity jitter.
     #[arg(long)]
     no_augment: bool,
-    /// Patch side (retina) or resized image side (whole-image tasks) [default: 48 / 256].
+    /// Patch side (retina) or resized image side (whole-image tasks) [default: 48 / 256;
+    /// same as --size].
     #[arg(long)]
     patch_size: Option<usize>,
     /// Images of the synthetic set (--dataset synthetic).
@@ -108,6 +109,7 @@ impl TrainArgs {
         let mut model = self.model.config()?;
         let patch_size = self
             .patch_size
+            .or(self.model.size)
             .unwrap_or(if whole_image { 256 } else { 48 });
         model.patch_size = patch_size;
         let (mut epochs, mut per_image, mut batch) =
