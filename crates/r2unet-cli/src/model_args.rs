@@ -22,7 +22,8 @@ pub struct ModelArgs {
     /// Comma-separated widths overriding the preset's, e.g. 32,64,128,256.
     #[arg(long, value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
-    /// Input channels overriding the preset's (1 grey, 3 RGB).
+    /// Input channels overriding the preset's (1 grey, 3 RGB); `train` takes them from the
+    /// data (1 after the retina preprocessing).
     #[arg(long)]
     pub in_channels: Option<usize>,
     /// Output channels overriding the preset's (1 for binary segmentation).
