@@ -1,17 +1,21 @@
-//! `r2unet eval`: metrics of a trained run on a dataset split.
+//! `r2unet eval`: metrics of a trained model on a dataset split, with a
+//! report folder (JSON, Markdown, curves, per-image pictures).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use r2unet::atomic::write_atomic;
-use r2unet::data::Split;
+use r2unet::data::synthetic::SyntheticRetina;
+use r2unet::data::{DatasetKind, LoadOptions, Sample, Split};
 use r2unet::device::DeviceChoice;
-use r2unet::eval::evaluate::evaluate;
-use r2unet::model::load_model;
-use r2unet::train::RunDir;
+use r2unet::eval::evaluate::{EvalOptions, EvalReport, evaluate, tune_threshold};
+use r2unet::eval::report::{write_pictures, write_report};
+use r2unet::model::{UNet, load_model};
+use r2unet::train::{Preprocess, RunDir};
+use r2unet::{Error, Result};
 
 use crate::data_args::DataArgs;
+use crate::infer_args::InferArgs;
 
 /// `--checkpoint`.
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -26,8 +30,11 @@ pub enum CheckpointArg {
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Run folder written by `r2unet train` (weights and preprocessing come from it).
+    #[arg(long, conflicts_with = "weights", required_unless_present = "weights")]
+    run: Option<PathBuf>,
+    /// A weights file (safetensors with its preprocessing recorded, as `r2unet export` writes).
     #[arg(long)]
-    run: PathBuf,
+    weights: Option<PathBuf>,
     /// Which checkpoint of the run.
     #[arg(long, value_enum, default_value = "best")]
     checkpoint: CheckpointArg,
@@ -36,18 +43,164 @@ pub struct EvalArgs {
     /// Split to evaluate: test, val, train or all.
     #[arg(long, default_value = "test")]
     split: Split,
-    /// Threshold of the binary metrics.
+    /// Fixed threshold of the binary metrics, in (0, 1).
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
-    /// Folder for report.json.
+    /// Where to choose the F1-optimal threshold, also reported: auto (the
+    /// validation split if the dataset has one, else train), train, val, or none.
+    /// Never the evaluated split.
+    #[arg(long, default_value = "auto")]
+    tune_on: String,
+    /// Bootstrap resamples over images for 95% intervals (0: none).
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Report folder: report.json, report.md, roc.png, pr.png, images/.
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Skip the per-image probability, mask and overlay PNGs.
+    #[arg(long)]
+    no_pictures: bool,
     /// Print the whole report as JSON instead of a summary.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    infer: InferArgs,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+}
+
+/// The synthetic images used to test and to tune on.
+pub const SYNTHETIC_TEST_IMAGES: usize = 6;
+/// First seed of the synthetic test images (training uses seed * 1000 onwards).
+pub const SYNTHETIC_TEST_SEED: u64 = 1 << 32;
+
+/// Samples of a split, loaded one entry at a time; `None` source = synthetic.
+pub fn samples(
+    source: Option<&(DatasetKind, PathBuf)>,
+    split: Split,
+    opts: &LoadOptions,
+) -> Result<Box<dyn Iterator<Item = Result<Sample>>>> {
+    let Some((kind, dir)) = source else {
+        if matches!(split, Split::Val | Split::All) {
+            return Err(Error::invalid(
+                "the synthetic set",
+                format!("has no `{split}` split: use train or test"),
+            ));
+        }
+        let first = if split == Split::Test {
+            SYNTHETIC_TEST_SEED
+        } else {
+            0
+        };
+        let generator = SyntheticRetina::default();
+        let n = if split == Split::Test {
+            SYNTHETIC_TEST_IMAGES
+        } else {
+            12
+        };
+        return Ok(Box::new(
+            (0..n as u64).map(move |i| Ok(generator.sample(first + i))),
+        ));
+    };
+    let entries = kind.entries(dir, split, opts)?;
+    let opts = opts.clone();
+    Ok(Box::new(entries.into_iter().flat_map(
+        move |e| match e.load(&opts) {
+            Ok(samples) => samples.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(err) => vec![Err(err)],
+        },
+    )))
+}
+
+/// Where a report goes: its folder, whether per-image pictures are written,
+/// and the title of report.md.
+pub struct ReportOut<'a> {
+    pub dir: &'a Path,
+    pub pictures: bool,
+    pub title: String,
+}
+
+/// Evaluates with `opts`, writing pictures and the report into `out`.
+pub fn evaluate_into(
+    model: &UNet,
+    preprocess: &Preprocess,
+    samples: Box<dyn Iterator<Item = Result<Sample>>>,
+    opts: &EvalOptions,
+    out: Option<&ReportOut<'_>>,
+    device: &r2unet::device::Device,
+) -> anyhow::Result<EvalReport> {
+    if let Some(out) = out {
+        std::fs::create_dir_all(out.dir).map_err(|e| Error::io(out.dir, e))?;
+    }
+    let threshold = opts.threshold;
+    let mut on_image = |sample: &Sample, probs: &[f32]| -> Result<()> {
+        match out {
+            Some(out) if out.pictures => write_pictures(out.dir, sample, probs, threshold),
+            _ => Ok(()),
+        }
+    };
+    let report = evaluate(model, preprocess, samples, opts, device, &mut on_image)?;
+    if let Some(out) = out {
+        write_report(out.dir, &report, &out.title)?;
+    }
+    Ok(report)
+}
+
+/// The one-screen summary of a report.
+pub fn print_summary(report: &EvalReport, header: &str) {
+    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    println!("{header} ({} images), {}:", report.images, report.protocol);
+    for at in std::iter::once(&report.fixed).chain(&report.tuned) {
+        let p = &at.pooled;
+        let f1_ci = at.ci.map_or(String::new(), |c| {
+            format!(" [{:.4}, {:.4}]", c.f1.lo, c.f1.hi)
+        });
+        println!(
+            "  threshold {:.4} ({}): F1 {:.4}{f1_ci}  Se {:.4}  Sp {:.4}  Acc {:.4}  Jaccard {:.4}",
+            at.threshold, at.chosen_on, p.f1, p.sensitivity, p.specificity, p.accuracy, p.jaccard
+        );
+    }
+    let auc_ci = report
+        .fixed
+        .ci
+        .and_then(|c| c.auc)
+        .map_or(String::new(), |i| format!(" [{:.4}, {:.4}]", i.lo, i.hi));
+    println!(
+        "  pooled AUC {}{auc_ci}  AP {}; {:.2} s per image",
+        opt(report.fixed.pooled.auc),
+        opt(report.fixed.pooled.average_precision),
+        report.seconds_per_image
+    );
+}
+
+/// The model and its preprocessing from `--run` or `--weights`.
+pub fn load_trained(
+    run: Option<&Path>,
+    weights: Option<&Path>,
+    best: bool,
+    device: &r2unet::device::Device,
+) -> anyhow::Result<(UNet, Preprocess, PathBuf)> {
+    let path = match (run, weights) {
+        (Some(run), _) => {
+            let dir = RunDir(run.to_path_buf());
+            if best { dir.best() } else { dir.last() }
+        }
+        (None, Some(w)) => w.to_path_buf(),
+        (None, None) => anyhow::bail!("give --run RUN_DIR or --weights FILE"),
+    };
+    let model = load_model(&path, device)?;
+    let preprocess = Preprocess::of_weights(&path)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: no preprocessing recorded in the file or a run folder beside it; \
+             export the run with `r2unet export --run RUN_DIR -o FILE`",
+            path.display()
+        )
+    })?;
+    Ok((model, preprocess, path))
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -57,52 +210,78 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         args.threshold
     );
     let device = args.device.device()?;
-    let dir = RunDir(args.run.clone());
-    let state = dir.read_state()?;
-    let weights = match args.checkpoint {
-        CheckpointArg::Best => dir.best(),
-        CheckpointArg::Last => dir.last(),
-    };
-    let model = load_model(&weights, &device)?;
+    let best = matches!(args.checkpoint, CheckpointArg::Best);
+    let (model, preprocess, weights) =
+        load_trained(args.run.as_deref(), args.weights.as_deref(), best, &device)?;
+    let inference = args.infer.inference(model.config.size_multiple())?;
     let opts = args.data.options()?;
-    let Some((kind, data)) = args.data.source()? else {
-        anyhow::bail!("evaluate on a dataset folder: give --dataset and --data");
+    let source = args.data.source()?;
+    let name = source
+        .as_ref()
+        .map_or("synthetic".to_string(), |(k, _)| k.to_string());
+    let tune_split = match args.tune_on.as_str() {
+        "none" => None,
+        // `all` overlaps every split (and a flat folder's `train` is `all`): no tuning.
+        "auto" if args.split == Split::All => None,
+        "auto" => [Split::Val, Split::Train]
+            .into_iter()
+            .find(|&s| s != args.split && samples(source.as_ref(), s, &opts).is_ok()),
+        other => {
+            let s: Split = other
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--tune-on {other}: {e}; or auto / none"))?;
+            anyhow::ensure!(
+                s != args.split && s != Split::All && args.split != Split::All,
+                "--tune-on {s}: the threshold must be chosen on other images than the evaluated {} split",
+                args.split
+            );
+            Some(s)
+        }
     };
-    let entries = kind.entries(&data, args.split, &opts)?;
-    let samples = entries.iter().flat_map(|e| match e.load(&opts) {
-        Ok(samples) => samples.into_iter().map(Ok).collect::<Vec<_>>(),
-        Err(err) => vec![Err(err)],
+    let tuned = match tune_split {
+        Some(s) => {
+            let images = samples(source.as_ref(), s, &opts)?;
+            let on = format!("F1-optimal on {name} {s}");
+            eprintln!("choosing the F1-optimal threshold on {name} {s} ...");
+            Some(tune_threshold(
+                &model,
+                &preprocess,
+                &inference,
+                images,
+                &on,
+                &device,
+            )?)
+        }
+        None => None,
+    };
+    let eval_opts = EvalOptions {
+        inference,
+        threshold: args.threshold,
+        tuned,
+        resamples: args.bootstrap,
+        seed: args.seed,
+    };
+    let out = args.out.as_deref().map(|dir| ReportOut {
+        dir,
+        pictures: !args.no_pictures,
+        title: format!("{name} {} — {}", args.split, weights.display()),
     });
-    let report = evaluate(&model, &state.preprocess, samples, args.threshold, &device)
-        .with_context(|| format!("evaluating {} on {kind} {}", weights.display(), args.split))?;
-    let json = serde_json::to_string_pretty(&report)?;
-    if let Some(out) = &args.out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        write_atomic(&out.join("report.json"), json.as_bytes())?;
-    }
+    let report = evaluate_into(
+        &model,
+        &preprocess,
+        samples(source.as_ref(), args.split, &opts)?,
+        &eval_opts,
+        out.as_ref(),
+        &device,
+    )
+    .with_context(|| format!("evaluating {} on {name} {}", weights.display(), args.split))?;
     if args.json {
-        println!("{json}");
-        return Ok(());
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report, &format!("{name} {}", args.split));
+        if let Some(out) = &args.out {
+            println!("  report: {}", out.join("report.md").display());
+        }
     }
-    let p = &report.pooled;
-    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
-    println!(
-        "{kind} {} ({} images), {}, threshold {}:",
-        args.split,
-        report.per_image.len(),
-        report.protocol,
-        report.threshold
-    );
-    println!(
-        "  pooled  AUC {}  F1 {:.4}  Se {:.4}  Sp {:.4}  Acc {:.4}  Jaccard {:.4}  AP {}",
-        opt(p.auc),
-        p.f1,
-        p.sensitivity,
-        p.specificity,
-        p.accuracy,
-        p.jaccard,
-        opt(p.average_precision)
-    );
-    println!("  {:.2} s per image", report.seconds_per_image);
     Ok(())
 }

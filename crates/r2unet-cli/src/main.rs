@@ -3,10 +3,14 @@
 
 mod data_args;
 mod data_cmd;
+mod demo_cmd;
 mod eval_cmd;
+mod export;
 mod import;
+mod infer_args;
 mod info;
 mod model_args;
+mod predict_cmd;
 mod train_cmd;
 
 use std::process::ExitCode;
@@ -23,6 +27,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train, evaluate and report on generated retinas in a few minutes (no download).
+    Demo(demo_cmd::DemoArgs),
     /// Print a model's architecture summary: parameters, widths, FLOPs per patch.
     Info(info::InfoArgs),
     /// Convert a PyTorch R2U-Net state_dict (safetensors) into r2unet weights.
@@ -31,6 +37,10 @@ enum Command {
     Train(Box<train_cmd::TrainArgs>),
     /// Evaluate a trained run on a dataset split (metrics inside the FOV, per image and pooled).
     Eval(Box<eval_cmd::EvalArgs>),
+    /// Segment image files or folders: probability map, mask and overlay PNGs per image.
+    Predict(Box<predict_cmd::PredictArgs>),
+    /// Write a run's checkpoint as one self-contained weights file (with its preprocessing).
+    Export(export::ExportArgs),
     /// Inspect datasets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -43,6 +53,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(command) => data_cmd::run(command),
         Command::Train(args) => train_cmd::run(*args),
         Command::Eval(args) => eval_cmd::run(*args),
+        Command::Predict(args) => predict_cmd::run(*args),
+        Command::Export(args) => export::run(args),
+        Command::Demo(args) => demo_cmd::run(args),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `r2unet train`: train a model of the family on a dataset, into a run folder.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use r2unet::data::DatasetKind;
 use r2unet::device::DeviceChoice;
-use r2unet::train::{Event, LossKind, Outcome, RunDir, Schedule, TrainConfig, Trainer};
+use r2unet::train::{Event, LossKind, Outcome, RunDir, RunState, Schedule, TrainConfig, Trainer};
 
 use crate::data_args::DataArgs;
 use crate::model_args::ModelArgs;
@@ -146,14 +146,20 @@ impl TrainArgs {
     }
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    if let Some(n) = args.threads {
+/// Sets the CPU thread count of the process (`None`: all cores).
+pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
         anyhow::ensure!(n > 0, "--threads must be positive");
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
             .context("setting the thread count")?;
     }
+    Ok(())
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    set_threads(args.threads)?;
     let device = args.device.device()?;
     let trainer = match (&args.resume, &args.out) {
         (Some(dir), _) => Trainer::resume(RunDir(dir.clone()), &device)?,
@@ -161,6 +167,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --out RUN_DIR for a new run, or --resume RUN_DIR"),
     };
     let run_dir = args.resume.clone().or(args.out.clone()).unwrap_or_default();
+    let state = train(trainer, &run_dir)?;
+    let best = state
+        .best_auc
+        .map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "finished {} epochs in {:.0} s; best validation AUC {best}; run folder {}",
+        state.epoch,
+        state.elapsed_s,
+        run_dir.display()
+    );
+    Ok(())
+}
+
+/// Runs `trainer` to the end with a progress bar (or log lines), Ctrl-C
+/// turned into a checkpoint and an error naming the resume command.
+pub fn train(trainer: Trainer, run_dir: &Path) -> anyhow::Result<RunState> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
@@ -237,18 +259,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     match outcome? {
-        Outcome::Finished(state) => {
-            let best = state
-                .best_auc
-                .map_or("n/a".to_string(), |v| format!("{v:.4}"));
-            println!(
-                "finished {} epochs in {:.0} s; best validation AUC {best}; run folder {}",
-                state.epoch,
-                state.elapsed_s,
-                run_dir.display()
-            );
-            Ok(())
-        }
+        Outcome::Finished(state) => Ok(state),
         Outcome::Interrupted(_) => anyhow::bail!(
             "interrupted; resume with: r2unet train --resume {}",
             run_dir.display()

@@ -269,10 +269,20 @@ fn train_then_eval_then_resume_end_to_end() {
         report.to_str().unwrap(),
         "--json",
     ]);
-    assert_eq!(v["per_image"].as_array().unwrap().len(), 2);
-    let auc = v["pooled"]["auc"].as_f64().unwrap();
+    assert_eq!(v["fixed"]["per_image"].as_array().unwrap().len(), 2);
+    let auc = v["fixed"]["pooled"]["auc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auc));
-    assert!(report.join("report.json").exists());
+    // `all` overlaps every split: no threshold is tuned on it.
+    assert!(v["tuned"].is_null());
+    for f in [
+        "report.json",
+        "report.md",
+        "roc.png",
+        "pr.png",
+        "images/im0_overlay.png",
+    ] {
+        assert!(report.join(f).exists(), "{f}");
+    }
 
     // Resuming a finished run finishes at once; a new run over it is refused.
     let out = r2unet(&[
@@ -296,4 +306,191 @@ fn train_then_eval_then_resume_end_to_end() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+}
+
+/// A `w x h` RGB fundus-like picture: a bright disc with a dark diagonal line.
+fn fundus_png(path: &std::path::Path, w: u32, h: u32) {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+        let r = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+        let v = if r > 0.45 * w.min(h) as f32 {
+            4
+        } else if x.abs_diff(y) < 2 {
+            90
+        } else {
+            190
+        };
+        image::Rgb([v, v / 2, v / 4])
+    })
+    .save(path)
+    .unwrap();
+}
+
+#[test]
+fn demo_then_predict_then_eval_with_a_tuned_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    let out = r2unet(&[
+        "demo",
+        "--out",
+        demo.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--images",
+        "3",
+        "--patches-per-image",
+        "24",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("where to look"), "{stdout}");
+    let report = demo.join("report");
+    for f in ["report.json", "report.md", "roc.png", "pr.png"] {
+        assert!(report.join(f).exists(), "{f}");
+    }
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        md.contains("95% CI") && md.contains("F1-optimal on the training retinas"),
+        "{md}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["images"], 6);
+    let tuned = v["tuned"]["threshold"].as_f64().unwrap();
+    assert!(tuned > 0.0 && tuned < 1.0);
+    let ci = &v["fixed"]["ci"]["f1"];
+    let f1 = v["fixed"]["pooled"]["f1"].as_f64().unwrap();
+    assert!(ci["lo"].as_f64().unwrap() <= f1 && f1 <= ci["hi"].as_f64().unwrap());
+    // Every test image has its three pictures, the probability map in 16 bits.
+    let prob = image::open(report.join("images/synthetic-4294967296_prob.png")).unwrap();
+    assert_eq!(prob.color(), image::ColorType::L16);
+    assert_eq!((prob.width(), prob.height()), (128, 128));
+    assert!(
+        report
+            .join("images/synthetic-4294967301_overlay.png")
+            .exists()
+    );
+
+    // predict: a folder with a good picture of odd size and a broken file,
+    // plus a missing file; the good one is written, the others reported.
+    let weights = demo.join("run/best.safetensors");
+    let inputs = tmp.path().join("inputs");
+    std::fs::create_dir_all(&inputs).unwrap();
+    fundus_png(&inputs.join("eye.png"), 101, 77);
+    std::fs::write(inputs.join("broken.jpg"), b"\xff\xd8\xff not a jpeg").unwrap();
+    let preds = tmp.path().join("preds");
+    let out = r2unet(&[
+        "predict",
+        inputs.to_str().unwrap(),
+        tmp.path().join("missing.png").to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "-o",
+        preds.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("broken.jpg") && stderr.contains("missing.png"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 of 3 input(s) failed"), "{stderr}");
+    let prob = image::open(preds.join("eye_prob.png")).unwrap();
+    assert_eq!(prob.color(), image::ColorType::L16);
+    assert_eq!((prob.width(), prob.height()), (101, 77));
+    let mask = image::open(preds.join("eye_mask.png"))
+        .unwrap()
+        .into_luma8();
+    assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+    assert!(preds.join("eye_overlay.png").exists());
+
+    // Sliding windows with flip TTA on the same model, and bad sliding flags.
+    let out = r2unet(&[
+        "predict",
+        inputs.join("eye.png").to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "-o",
+        tmp.path().join("preds2").to_str().unwrap(),
+        "--mode",
+        "sliding",
+        "--stride",
+        "16",
+        "--tta",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = r2unet(&[
+        "predict",
+        inputs.join("eye.png").to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "-o",
+        tmp.path().join("preds3").to_str().unwrap(),
+        "--mode",
+        "sliding",
+        "--window",
+        "44",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("multiple of 8"));
+
+    // eval on the synthetic test set, tuned on the synthetic training images;
+    // tuning on the evaluated split is refused.
+    let v = json(&[
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--dataset",
+        "synthetic",
+        "--bootstrap",
+        "50",
+        "--json",
+    ]);
+    assert_eq!(v["tuned"]["chosen_on"], "F1-optimal on synthetic train");
+    assert_eq!(v["fixed"]["ci"]["resamples"], 50);
+    let out = r2unet(&[
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--dataset",
+        "synthetic",
+        "--tune-on",
+        "test",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("other images"));
+}
+
+#[test]
+fn predict_uses_the_shipped_drive_weights_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photo = tmp.path().join("photo.png");
+    fundus_png(&photo, 96, 80);
+    let preds = tmp.path().join("out");
+    let out = r2unet(&[
+        "predict",
+        photo.to_str().unwrap(),
+        "-o",
+        preds.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("segmented 1 of 1"), "{stdout}");
+    // The computed FOV zeroes the probabilities in the black corners.
+    let prob = image::open(preds.join("photo_prob.png"))
+        .unwrap()
+        .into_luma16();
+    assert_eq!(prob.get_pixel(0, 0).0[0], 0);
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::Device;
+pub use burn::tensor::Device;
 
 use crate::error::{Error, Result};
 

@@ -25,6 +25,7 @@ pub mod eval;
 pub mod infer;
 pub mod model;
 pub mod plot;
+pub mod render;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,23 +1,28 @@
 //! Evaluating a trained model on a dataset split: whole-image probability
-//! maps (single pass), metrics per image and pooled over all pixels inside the
-//! field of view.
+//! maps, metrics per image and pooled over all pixels inside the field of
+//! view, at a fixed threshold and at one tuned on other images, with
+//! bootstrap confidence intervals over images.
 
 use std::time::Instant;
 
 use burn::tensor::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::bootstrap::{MetricIntervals, ScoreHistogram, metric_intervals};
 use super::confusion::{Confusion, Metrics, ZeroDivision};
-use super::roc::RocAccumulator;
+use super::roc::{PrPoint, RocAccumulator, RocPoint, thin_curve};
 use crate::data::Sample;
 use crate::data::preprocess::resize_image;
-use crate::error::Result;
-use crate::infer::predict_single_pass;
+use crate::error::{Error, Result};
+use crate::infer::Inference;
 use crate::model::UNet;
 use crate::train::Preprocess;
 
+/// Points kept of the ROC and PR curves in a report.
+pub const CURVE_POINTS: usize = 400;
+
 /// One image's metrics.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageMetrics {
     /// Sample id.
     pub id: String,
@@ -25,34 +30,96 @@ pub struct ImageMetrics {
     pub metrics: Metrics,
 }
 
+/// A threshold chosen on images other than the evaluated ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TunedThreshold {
+    /// The F1-optimal threshold.
+    pub threshold: f32,
+    /// Which images it was chosen on (e.g. `drive train (20 images)`).
+    pub chosen_on: String,
+    /// The pooled F1 it reached there.
+    pub f1: f64,
+}
+
+/// The binary metrics at one threshold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AtThreshold {
+    /// The threshold (`prob >= threshold` is foreground).
+    pub threshold: f32,
+    /// `fixed` or where it was tuned.
+    pub chosen_on: String,
+    /// Pooled over every pixel inside the FOV of every image.
+    pub pooled: Metrics,
+    /// Bootstrap intervals of the pooled metrics over images.
+    pub ci: Option<MetricIntervals>,
+    /// Per image.
+    pub per_image: Vec<ImageMetrics>,
+}
+
 /// Metrics of a model on a set of images.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
     /// How probabilities were produced and where metrics were counted.
     pub protocol: String,
-    /// Threshold of the binary metrics.
-    pub threshold: f32,
-    /// Pooled over every pixel inside the FOV of every image.
-    pub pooled: Metrics,
-    /// Per image.
-    pub per_image: Vec<ImageMetrics>,
+    /// The inference settings.
+    pub inference: Inference,
+    /// Number of images.
+    pub images: usize,
+    /// At the fixed threshold (0.5 by default).
+    pub fixed: AtThreshold,
+    /// At the F1-optimal threshold chosen on other images, when asked for.
+    pub tuned: Option<AtThreshold>,
+    /// Pooled ROC curve, thinned to [`CURVE_POINTS`].
+    pub roc: Vec<RocPoint>,
+    /// Pooled precision-recall curve, thinned.
+    pub pr: Vec<PrPoint>,
     /// Mean wall seconds per image (preprocessing + inference).
     pub seconds_per_image: f64,
+}
+
+/// Settings of [`evaluate`].
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// How probability maps are produced.
+    pub inference: Inference,
+    /// The fixed threshold.
+    pub threshold: f32,
+    /// A tuned threshold to report as well.
+    pub tuned: Option<TunedThreshold>,
+    /// Bootstrap resamples over images (0: no intervals).
+    pub resamples: usize,
+    /// Seed of the bootstrap.
+    pub seed: u64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            inference: Inference::default(),
+            threshold: 0.5,
+            tuned: None,
+            resamples: 1000,
+            seed: 0,
+        }
+    }
 }
 
 /// The probability map of a raw sample at its original size.
 ///
 /// # Errors
 ///
-/// Preprocessing errors (an image too small for CLAHE).
+/// Preprocessing errors (an image too small for CLAHE), a channel mismatch.
 pub fn probability_map(
     model: &UNet,
     preprocess: &Preprocess,
+    inference: &Inference,
     sample: &Sample,
     device: &Device,
 ) -> Result<Vec<f32>> {
     let input = preprocess.apply(sample)?;
-    let probs = predict_single_pass(model, &input.image, device);
+    let probs = inference
+        .predict(model, &input.image, device)
+        .map_err(|e| Error::invalid(format!("image `{}`", sample.id), e.to_string()))?;
     let (w, h) = (sample.image.width, sample.image.height);
     Ok(if (probs.width, probs.height) == (w, h) {
         probs.data
@@ -61,46 +128,139 @@ pub fn probability_map(
     })
 }
 
-/// Evaluates `model` on `samples` (raw, as loaded), single pass per image.
+/// The F1-optimal threshold of `model` pooled over `samples` (never the
+/// test images: pass training or validation images), described as `chosen_on`.
 ///
 /// # Errors
 ///
-/// Preprocessing errors; a NaN probability inside the FOV.
+/// Loading and inference errors; [`Error::Invalid`] if the images hold no foreground.
+pub fn tune_threshold(
+    model: &UNet,
+    preprocess: &Preprocess,
+    inference: &Inference,
+    samples: impl IntoIterator<Item = Result<Sample>>,
+    chosen_on: &str,
+    device: &Device,
+) -> Result<TunedThreshold> {
+    let mut scores = RocAccumulator::new();
+    for sample in samples {
+        let sample = sample?;
+        let probs = probability_map(model, preprocess, inference, &sample, device)?;
+        scores.push(&probs, &sample.label.data, Some(&sample.fov.data))?;
+    }
+    let (threshold, f1) = scores.finish().f1_optimal_threshold().ok_or_else(|| {
+        Error::invalid(
+            chosen_on,
+            "no foreground pixels to tune a threshold on".to_string(),
+        )
+    })?;
+    Ok(TunedThreshold {
+        threshold,
+        chosen_on: chosen_on.to_string(),
+        f1,
+    })
+}
+
+/// Counts of one threshold as images arrive.
+struct ThresholdCounts {
+    threshold: f32,
+    chosen_on: String,
+    confusions: Vec<Confusion>,
+    per_image: Vec<ImageMetrics>,
+}
+
+impl ThresholdCounts {
+    fn new(threshold: f32, chosen_on: String) -> Self {
+        Self {
+            threshold,
+            chosen_on,
+            confusions: vec![],
+            per_image: vec![],
+        }
+    }
+
+    fn push(&mut self, sample: &Sample, probs: &[f32], auc: Option<f64>, ap: Option<f64>) {
+        let fov = Some(sample.fov.data.as_slice());
+        let c = Confusion::from_probs(probs, &sample.label.data, fov, self.threshold);
+        self.confusions.push(c);
+        self.per_image.push(ImageMetrics {
+            id: sample.id.clone(),
+            metrics: Metrics::new(c, auc, ap, ZeroDivision::One),
+        });
+    }
+
+    fn finish(
+        self,
+        hists: &[ScoreHistogram],
+        opts: &EvalOptions,
+        auc: Option<f64>,
+        ap: Option<f64>,
+    ) -> AtThreshold {
+        let pooled = self.confusions.iter().copied().sum::<Confusion>();
+        AtThreshold {
+            threshold: self.threshold,
+            chosen_on: self.chosen_on,
+            pooled: Metrics::new(pooled, auc, ap, ZeroDivision::One),
+            ci: metric_intervals(&self.confusions, hists, opts.resamples, 0.95, opts.seed),
+            per_image: self.per_image,
+        }
+    }
+}
+
+/// Evaluates `model` on `samples` (raw, as loaded); `on_image` sees each
+/// sample with its probability map (to write pictures) before the next is
+/// loaded, so memory holds one image at a time plus the pooled scores.
+///
+/// # Errors
+///
+/// Loading, preprocessing and inference errors naming the image; a NaN
+/// probability inside the FOV; `on_image`'s errors.
 pub fn evaluate(
     model: &UNet,
     preprocess: &Preprocess,
     samples: impl IntoIterator<Item = Result<Sample>>,
-    threshold: f32,
+    opts: &EvalOptions,
     device: &Device,
+    on_image: &mut dyn FnMut(&Sample, &[f32]) -> Result<()>,
 ) -> Result<EvalReport> {
     let mut pooled_roc = RocAccumulator::new();
-    let mut pooled = Confusion::default();
-    let mut per_image = Vec::new();
+    let mut hists = Vec::new();
+    let mut fixed = ThresholdCounts::new(opts.threshold, "fixed".into());
+    let mut tuned = opts
+        .tuned
+        .as_ref()
+        .map(|t| ThresholdCounts::new(t.threshold, t.chosen_on.clone()));
     let started = Instant::now();
     for sample in samples {
         let sample = sample?;
-        let probs = probability_map(model, preprocess, &sample, device)?;
-        let fov = Some(sample.fov.data.as_slice());
-        per_image.push(ImageMetrics {
-            id: sample.id.clone(),
-            metrics: Metrics::evaluate(&probs, &sample.label.data, fov, threshold)?,
-        });
-        pooled += Confusion::from_probs(&probs, &sample.label.data, fov, threshold);
-        pooled_roc.push(&probs, &sample.label.data, fov)?;
+        let probs = probability_map(model, preprocess, &opts.inference, &sample, device)?;
+        let (labels, fov) = (&sample.label.data, Some(sample.fov.data.as_slice()));
+        let one = Metrics::evaluate(&probs, labels, fov, opts.threshold)?;
+        pooled_roc.push(&probs, labels, fov)?;
+        hists.push(ScoreHistogram::new(&probs, labels, fov));
+        for counts in std::iter::once(&mut fixed).chain(tuned.as_mut()) {
+            counts.push(&sample, &probs, one.auc, one.average_precision);
+        }
+        on_image(&sample, &probs)?;
     }
+    let seconds = started.elapsed().as_secs_f64();
+    let images = hists.len();
     let sorted = pooled_roc.finish();
-    let n = per_image.len().max(1);
+    let (auc, ap) = (sorted.auc(), sorted.average_precision());
     Ok(EvalReport {
-        protocol: "single pass over the whole image (reflect-padded); metrics inside the FOV"
-            .into(),
-        threshold,
-        pooled: Metrics::new(
-            pooled,
-            sorted.auc(),
-            sorted.average_precision(),
-            ZeroDivision::One,
-        ),
-        per_image,
-        seconds_per_image: started.elapsed().as_secs_f64() / n as f64,
+        protocol: format!("{}; metrics inside the FOV", opts.inference),
+        inference: opts.inference,
+        images,
+        fixed: fixed.finish(&hists, opts, auc, ap),
+        tuned: tuned.map(|t| t.finish(&hists, opts, auc, ap)),
+        roc: sorted
+            .roc_curve()
+            .map(|c| thin_curve(&c, CURVE_POINTS))
+            .unwrap_or_default(),
+        pr: sorted
+            .pr_curve()
+            .map(|c| thin_curve(&c, CURVE_POINTS))
+            .unwrap_or_default(),
+        seconds_per_image: seconds / images.max(1) as f64,
     })
 }

@@ -31,8 +31,10 @@
 //! assert_eq!(pooled.f1, 2.0 / 3.0); // 2tp / (2tp + fp + fn) = 4 / 6
 //! ```
 
+pub mod bootstrap;
 pub mod confusion;
 pub mod evaluate;
+pub mod report;
 pub mod roc;
 
 pub use confusion::{Confusion, Metrics, ZeroDivision};

@@ -1,22 +1,9 @@
 //! Single-pass inference: the whole image, reflect-padded to a multiple of
 //! `2^(depth-1)`, through the fully convolutional model at once.
 
-use burn::tensor::activation::sigmoid;
-use burn::tensor::{Device, Tensor, TensorData};
-
+use super::{BatchPredictor, reflect};
 use crate::data::Image;
-use crate::model::UNet;
-
-/// Index `i` of an axis of length `n` reflected at the borders (`-1` → `1`, `n` → `n-2`).
-fn reflect(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n - 1);
-    let m = i.rem_euclid(period);
-    (if m < n { m } else { period - m }) as usize
-}
+use crate::error::{Error, Result};
 
 /// `image` grown to `width x height` (at least its own size) by reflection,
 /// as CHW planes; the original sits at the top-left corner.
@@ -35,40 +22,37 @@ pub fn reflect_pad(image: &Image, width: usize, height: usize) -> Vec<f32> {
     out
 }
 
-/// The probability map (sigmoid of the first output channel) of `image`, same size.
+/// The one-channel map of `image` (same size) from one `predict` call on the
+/// image reflect-padded to a multiple of `size_multiple`, cropped back.
 ///
-/// # Panics
+/// # Errors
 ///
-/// If the image's channels differ from the model's input channels.
-pub fn predict_single_pass(model: &UNet, image: &Image, device: &Device) -> Image {
-    let m = model.config.size_multiple();
+/// [`Error::Invalid`] if the predictor returns the wrong number of values;
+/// the predictor's own errors.
+pub fn single_pass(
+    image: &Image,
+    size_multiple: usize,
+    predict: &mut BatchPredictor<'_>,
+) -> Result<Image> {
+    let m = size_multiple.max(1);
     let (w, h) = (image.width, image.height);
     let (pw, ph) = (w.div_ceil(m) * m, h.div_ceil(m) * m);
-    let data = reflect_pad(image, pw, ph);
-    let x = Tensor::<4>::from_data(TensorData::new(data, [1, image.channels, ph, pw]), device);
-    let probs = sigmoid(model.forward(x).narrow(1, 0, 1));
-    let values: Vec<f32> = probs
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .expect("converted to f32");
+    let values = predict(&reflect_pad(image, pw, ph), [1, image.channels, ph, pw])?;
+    if values.len() != pw * ph {
+        return Err(Error::invalid(
+            "predictor output",
+            format!("{} values for a {pw}x{ph} input", values.len()),
+        ));
+    }
     let cropped = (0..h)
         .flat_map(|y| values[y * pw..y * pw + w].iter().copied())
         .collect();
-    Image::new(w, h, 1, cropped)
+    Ok(Image::new(w, h, 1, cropped))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reflect_indices_by_hand() {
-        // Axis [a b c]: ... c b | a b c | b a ...
-        let got: Vec<usize> = (-2..5).map(|i| reflect(i, 3)).collect();
-        assert_eq!(got, vec![2, 1, 0, 1, 2, 1, 0]);
-        assert_eq!(reflect(5, 1), 0);
-    }
 
     #[test]
     fn padding_keeps_the_image_in_the_corner() {

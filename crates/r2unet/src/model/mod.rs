@@ -18,6 +18,9 @@ pub use block::{Block, Rcl};
 pub use config::{Architecture, BlockKind, BnMode, Preset, UNetConfig};
 pub use layout::TorchLayout;
 pub use norm::BatchNorm2d;
-pub use state::{NamedTensor, config_path, import_weights, load_model, load_weights, read_config};
+pub use state::{
+    NamedTensor, config_path, import_weights, import_weights_bytes, load_model, load_model_bytes,
+    load_weights, metadata_of_bytes, read_config, read_metadata,
+};
 pub use summary::{Summary, conv_flops};
 pub use unet::{UNet, upsample2};

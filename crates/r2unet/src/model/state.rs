@@ -146,6 +146,17 @@ impl UNet {
     ///
     /// [`Error::Io`] naming the file that could not be written.
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_with(path, &[])
+    }
+
+    /// [`UNet::save`] with extra `(key, value)` metadata in the safetensors
+    /// header (e.g. the preprocessing a model was trained with), read back by
+    /// [`read_metadata`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file that could not be written.
+    pub fn save_with(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
         let tensors = self.state_dict();
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
             .into_iter()
@@ -163,7 +174,8 @@ impl UNet {
             })
             .collect::<Vec<_>>();
         let config = serde_json::to_string_pretty(&self.config).expect("config serialises");
-        let metadata = HashMap::from([(CONFIG_KEY.to_string(), config.clone())]);
+        let mut metadata = HashMap::from([(CONFIG_KEY.to_string(), config.clone())]);
+        metadata.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let file =
             safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Safetensors {
                 path: path.to_path_buf(),
@@ -181,6 +193,28 @@ pub fn config_path(weights: &Path) -> PathBuf {
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// The metadata value under `key` in a safetensors header, if any.
+///
+/// # Errors
+///
+/// [`Error::Io`] or [`Error::Safetensors`] naming the file.
+pub fn read_metadata(weights: &Path, key: &str) -> Result<Option<String>> {
+    metadata_of_bytes(&read_file(weights)?, weights, key)
+}
+
+/// [`read_metadata`] from the bytes of a safetensors file; `weights` names them in errors.
+///
+/// # Errors
+///
+/// [`Error::Safetensors`] naming `weights`.
+pub fn metadata_of_bytes(bytes: &[u8], weights: &Path, key: &str) -> Result<Option<String>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Safetensors {
+        path: weights.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(meta.metadata().as_ref().and_then(|m| m.get(key).cloned()))
 }
 
 /// Reads the model config of a weights file: the `.json` beside it if present,
@@ -215,15 +249,7 @@ pub fn read_config(weights: &Path) -> Result<UNetConfig> {
             })?;
         (weights.to_path_buf(), text)
     };
-    let config: UNetConfig = serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: source.clone(),
-        reason: e.to_string(),
-    })?;
-    config.validate().map_err(|e| Error::Config {
-        path: source,
-        reason: e.to_string(),
-    })?;
-    Ok(config)
+    parse_config(&text, &source)
 }
 
 /// Loads a model saved by [`UNet::save`] (config found beside or inside the file).
@@ -234,6 +260,33 @@ pub fn read_config(weights: &Path) -> Result<UNetConfig> {
 pub fn load_model(weights: &Path, device: &Device) -> Result<UNet> {
     let config = read_config(weights)?;
     load_weights(&config, weights, device)
+}
+
+/// A model from the bytes of a file saved by [`UNet::save`] (its config
+/// from the metadata); `name` names them in errors.
+///
+/// # Errors
+///
+/// As [`read_config`] and [`import_weights`].
+pub fn load_model_bytes(bytes: &[u8], name: &Path, device: &Device) -> Result<UNet> {
+    let text = metadata_of_bytes(bytes, name, CONFIG_KEY)?.ok_or_else(|| Error::Config {
+        path: name.to_path_buf(),
+        reason: "no model config in the file".into(),
+    })?;
+    let config = parse_config(&text, name)?;
+    import_weights_bytes(&config, bytes, name, TorchLayout::Reference, device)
+}
+
+fn parse_config(text: &str, source: &Path) -> Result<UNetConfig> {
+    let config: UNetConfig = serde_json::from_str(text).map_err(|e| Error::Config {
+        path: source.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    config.validate().map_err(|e| Error::Config {
+        path: source.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(config)
 }
 
 /// Builds the model of `config` and fills it from a safetensors file with
@@ -264,12 +317,27 @@ pub fn import_weights(
     layout: TorchLayout,
     device: &Device,
 ) -> Result<UNet> {
-    let bytes = read_file(weights)?;
+    import_weights_bytes(config, &read_file(weights)?, weights, layout, device)
+}
+
+/// [`import_weights`] from the bytes of a safetensors file (e.g. weights
+/// embedded in a binary); `weights` names them in errors.
+///
+/// # Errors
+///
+/// As [`import_weights`].
+pub fn import_weights_bytes(
+    config: &UNetConfig,
+    bytes: &[u8],
+    weights: &Path,
+    layout: TorchLayout,
+    device: &Device,
+) -> Result<UNet> {
     let corrupt = |e: safetensors::SafeTensorError| Error::Safetensors {
         path: weights.to_path_buf(),
         reason: e.to_string(),
     };
-    let file = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
+    let file = SafeTensors::deserialize(bytes).map_err(corrupt)?;
     let depth = config.widths.len();
     let mut available: BTreeMap<String, (String, TensorView<'_>)> = BTreeMap::new();
     for (name, view) in file.tensors() {

@@ -149,7 +149,7 @@ impl RunDir {
             path: self.optim(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        model.save(&self.last())?;
+        model.save_with(&self.last(), &[state.preprocess.metadata()])?;
         write_atomic(&self.optim(), &bytes)?;
         let json = serde_json::to_string_pretty(state).expect("state serialises");
         write_atomic(&self.state(), json.as_bytes())?;

@@ -2,13 +2,17 @@
 //! (grey, dataset standardisation, CLAHE, gamma) for fundus images, windowed
 //! and resized whole images for the other tasks.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::preprocess::{resize_image, resize_mask, retina_protocol, retina_protocol_with};
 use crate::data::synthetic::SyntheticRetina;
 use crate::data::{DatasetKind, Sample, Split};
 use crate::error::{Error, Result};
+use crate::model::{metadata_of_bytes, read_metadata};
 
+use super::checkpoint::RunDir;
 use super::config::TrainConfig;
 
 /// How raw images become model inputs; saved with a run so inference does the same.
@@ -29,7 +33,51 @@ pub enum Preprocess {
     },
 }
 
+/// Safetensors metadata key of the preprocessing a model was trained with.
+pub const PREPROCESS_KEY: &str = "r2unet_preprocess";
+
 impl Preprocess {
+    /// The `(key, JSON)` metadata entry that records this preprocessing in a weights file.
+    pub fn metadata(&self) -> (&'static str, String) {
+        let json = serde_json::to_string(self).expect("preprocess serialises");
+        (PREPROCESS_KEY, json)
+    }
+
+    /// The preprocessing recorded in the metadata of safetensors bytes; `name` names them in errors.
+    ///
+    /// # Errors
+    ///
+    /// A corrupt header or broken JSON.
+    pub fn of_bytes(bytes: &[u8], name: &Path) -> Result<Option<Preprocess>> {
+        metadata_of_bytes(bytes, name, PREPROCESS_KEY)?
+            .map(|json| Self::parse(&json, name))
+            .transpose()
+    }
+
+    fn parse(json: &str, source: &Path) -> Result<Preprocess> {
+        serde_json::from_str(json).map_err(|e| Error::Config {
+            path: source.to_path_buf(),
+            reason: format!("{PREPROCESS_KEY}: {e}"),
+        })
+    }
+
+    /// The preprocessing recorded with a weights file: in its metadata, else
+    /// in the `state.json` of the run folder it sits in; `None` if neither.
+    ///
+    /// # Errors
+    ///
+    /// Unreadable files or broken JSON, naming the file.
+    pub fn of_weights(weights: &Path) -> Result<Option<Preprocess>> {
+        if let Some(json) = read_metadata(weights, PREPROCESS_KEY)? {
+            return Self::parse(&json, weights).map(Some);
+        }
+        let run = RunDir(weights.parent().unwrap_or(Path::new(".")).to_path_buf());
+        if run.state().is_file() {
+            return Ok(Some(run.read_state()?.preprocess));
+        }
+        Ok(None)
+    }
+
     /// Applies this preprocessing to one sample.
     ///
     /// # Errors

@@ -276,7 +276,7 @@ impl Trainer {
             };
             if better {
                 state.best_auc = val_auc.or(state.best_auc);
-                model.save(&self.dir.best())?;
+                model.save_with(&self.dir.best(), &[state.preprocess.metadata()])?;
             }
             self.dir.checkpoint(&model, &optim, &state)?;
             last_save = Instant::now();
