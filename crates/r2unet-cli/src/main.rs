@@ -1,6 +1,7 @@
 //! `r2unet`: the command-line program of the r2unet library. Thin: flags are
 //! parsed and validated into library configs, then one library call does the work.
 
+mod bench_cmd;
 mod data_args;
 mod data_cmd;
 mod demo_cmd;
@@ -11,6 +12,7 @@ mod infer_args;
 mod info;
 mod model_args;
 mod predict_cmd;
+mod reproduce_cmd;
 mod train_cmd;
 
 use std::process::ExitCode;
@@ -41,6 +43,10 @@ enum Command {
     Predict(Box<predict_cmd::PredictArgs>),
     /// Write a run's checkpoint as one self-contained weights file (with its preprocessing).
     Export(export::ExportArgs),
+    /// The paper's results table from shipped weights (or --train), beside the paper's numbers.
+    Reproduce(Box<reproduce_cmd::ReproduceArgs>),
+    /// Time training or inference steps (median ms, patches/s, GFLOP/s), as JSON for scripts.
+    Bench(bench_cmd::BenchArgs),
     /// Inspect datasets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -56,6 +62,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => predict_cmd::run(*args),
         Command::Export(args) => export::run(args),
         Command::Demo(args) => demo_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
+        Command::Reproduce(args) => reproduce_cmd::run(*args),
     }
 }
 

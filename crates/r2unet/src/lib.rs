@@ -18,6 +18,7 @@
 //! [`model::load_weights`] also reads a `state_dict` saved from the PyTorch R2U-Net.
 
 pub mod atomic;
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod infer;
 pub mod model;
 pub mod plot;
 pub mod render;
+pub mod reproduce;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -198,6 +198,41 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
 }
 
 #[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let Outcome::Finished(done) = run_to_end(tiny_config(1), &dir, None) else {
+        panic!("the first epoch finishes")
+    };
+    let run = RunDir(dir.clone());
+    let last = std::fs::read(run.last()).unwrap();
+    let state = std::fs::read(run.state()).unwrap();
+    // A second epoch whose loss overflows f32: a positive weight of 1e38
+    // times a BCE term near 0.7, summed over thousands of pixels, is +inf.
+    let mut config = run.read_config().unwrap();
+    config.epochs = 2;
+    config.pos_weight = Some(1e38);
+    run.write_config(&config).unwrap();
+    let stop = AtomicBool::new(false);
+    let err = Trainer::resume(run.clone(), &Device::flex())
+        .unwrap()
+        .run(&stop, &mut |_| {})
+        .expect_err("the run stops");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("loss became inf at epoch 2, step 1") && msg.contains("last good checkpoint"),
+        "{msg}"
+    );
+    // Nothing written since the last good checkpoint.
+    assert!(
+        std::fs::read(run.last()).unwrap() == last,
+        "last.safetensors changed"
+    );
+    assert_eq!(std::fs::read(run.state()).unwrap(), state);
+    assert_eq!(run.read_state().unwrap(), done);
+}
+
+#[test]
 fn r2unet_on_the_synthetic_retina_does_not_collapse_to_background() {
     let tmp = tempfile::tempdir().unwrap();
     let config = TrainConfig {

@@ -1,0 +1,97 @@
+//! `r2unet bench`: milliseconds per training or inference step, in the
+//! PyTorch reference's JSON fields so `scripts/bench-vs-pytorch.sh` can
+//! compare the two.
+
+use clap::{Args, ValueEnum};
+use r2unet::bench::{BenchConfig, BenchMode, bench};
+use r2unet::device::DeviceChoice;
+
+use crate::model_args::ModelArgs;
+use crate::train_cmd::set_threads;
+
+/// `--mode`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum BenchModeArg {
+    /// Forward, BCE loss, backward and an Adam step.
+    Train,
+    /// Eval-mode forward pass.
+    Infer,
+}
+
+/// Flags of `r2unet bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// What one step is.
+    #[arg(long, value_enum, default_value = "train")]
+    mode: BenchModeArg,
+    /// Patches per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Seed of the weights and inputs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    set_threads(args.threads)?;
+    let config = args.model.config()?;
+    let device = args.device.device()?;
+    let bench_config = BenchConfig {
+        mode: match args.mode {
+            BenchModeArg::Train => BenchMode::Train,
+            BenchModeArg::Infer => BenchMode::Infer,
+        },
+        batch: args.batch,
+        size: config.patch_size,
+        steps: args.steps,
+        warmup: args.warmup,
+        seed: args.seed,
+    };
+    let r = bench(&config, &bench_config, &device)?;
+    if args.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["model"] = serde_json::json!(config.architecture.to_string());
+        v["widths"] = serde_json::json!(config.widths);
+        v["t"] = serde_json::json!(config.t);
+        v["bn"] = serde_json::json!(config.bn.to_string());
+        v["threads"] = serde_json::json!(rayon::current_num_threads());
+        v["device"] = serde_json::json!(args.device.to_string());
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "{} {} step, batch {} of {}x{} on {} ({} threads): median {:.1} ms, min {:.1} ms, \
+         {:.1} patches/s, {:.1} GFLOP/s (convolutions)",
+        config.architecture,
+        args.mode
+            .to_possible_value()
+            .map_or("?".into(), |v| v.get_name().to_string()),
+        r.batch,
+        r.size,
+        r.size,
+        args.device,
+        rayon::current_num_threads(),
+        r.median_ms,
+        r.min_ms,
+        r.patches_per_s,
+        r.gflop_per_s
+    );
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! `r2unet reproduce`: the paper's results table from shipped weights (or
+//! retrained with `--train`), beside the paper's numbers.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use r2unet::atomic::write_atomic;
+use r2unet::data::{DatasetKind, LoadOptions, Split};
+use r2unet::device::DeviceChoice;
+use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
+use r2unet::infer::Inference;
+use r2unet::model::Architecture;
+use r2unet::reproduce::{PaperRow, dataset_dir, goal, paper, train_config};
+use r2unet::train::{RunDir, Trainer};
+use serde::Serialize;
+
+use crate::eval_cmd::{ReportOut, evaluate_into, load_trained, samples};
+use crate::train_cmd::{set_threads, train};
+
+/// Flags of `r2unet reproduce`.
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// Data root holding DRIVE/, STARE/, CHASE_DB1/, PH2/, LUNG/ (as ../shared/data).
+    #[arg(long)]
+    data: PathBuf,
+    /// Datasets, comma-separated: drive, stare, chase, ph2, lung.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "drive,stare,chase,ph2,lung"
+    )]
+    datasets: Vec<DatasetKind>,
+    /// Models, comma-separated: unet, resunet, runet, r2unet, attr2unet.
+    #[arg(long, value_delimiter = ',', default_value = "r2unet")]
+    models: Vec<Architecture>,
+    /// Train each model (resuming runs already in OUT/runs/) instead of using shipped weights.
+    #[arg(long)]
+    train: bool,
+    /// Override the training epochs of every run (quick checks).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Override the patches per image of retina runs (quick checks).
+    #[arg(long)]
+    patches_per_image: Option<usize>,
+    /// Folder of shipped weights, named <dataset>-<model>.safetensors.
+    #[arg(long, default_value = "weights")]
+    weights_dir: PathBuf,
+    /// Output folder: results.json, results.md, one report folder per row, runs/.
+    #[arg(long, short, default_value = "reproduce")]
+    out: PathBuf,
+    /// Bootstrap resamples for the 95% intervals.
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+}
+
+/// One row of results.json.
+#[derive(Debug, Serialize)]
+struct Row {
+    dataset: String,
+    model: String,
+    f1: f64,
+    se: f64,
+    sp: f64,
+    acc: f64,
+    auc: Option<f64>,
+    jaccard: f64,
+    dice: f64,
+    f1_ci: Option<[f64; 2]>,
+    auc_ci: Option<[f64; 2]>,
+    tuned_threshold: Option<f32>,
+    tuned_f1: Option<f64>,
+    images: usize,
+    protocol: String,
+    weights: String,
+    paper: Option<PaperRow>,
+    goal_f1: Option<f64>,
+    goal_auc: Option<f64>,
+    train: Option<serde_json::Value>,
+}
+
+/// How each dataset is evaluated, for the table's protocol column.
+fn protocol(kind: DatasetKind) -> &'static str {
+    match kind {
+        DatasetKind::Drive => {
+            "test 01-20, 1st annotator, given FOV, threshold 0.5, single pass, pooled in FOV"
+        }
+        DatasetKind::Stare => {
+            "last 10 images, labels-ah, Soares FOV, threshold 0.5, single pass, pooled in FOV"
+        }
+        DatasetKind::Chase => {
+            "last 8 images, 1st observer, computed FOV, threshold 0.5, single pass, pooled in FOV"
+        }
+        DatasetKind::Ph2 => "last 40 images, resized 128, threshold 0.5, pooled whole image",
+        DatasetKind::Lung => "last 24 slices, HU -1000..400, resized 192, threshold 0.5, pooled",
+        _ => "",
+    }
+}
+
+fn run_one(
+    args: &ReproduceArgs,
+    kind: DatasetKind,
+    model: Architecture,
+    dir: &Path,
+    device: &r2unet::device::Device,
+) -> anyhow::Result<Row> {
+    let name = format!("{kind}-{model}");
+    let (weights, train_info) = if args.train {
+        let run = RunDir(args.out.join("runs").join(&name));
+        let trainer = if run.state().exists() {
+            Trainer::resume(run.clone(), device)?
+        } else {
+            let mut config = train_config(kind, model, dir);
+            if let Some(e) = args.epochs {
+                config.epochs = e;
+            }
+            if let Some(p) = args.patches_per_image
+                && kind.is_retina()
+            {
+                config.patches_per_image = p;
+            }
+            Trainer::new(config, run.clone(), device)?
+        };
+        eprintln!("training {name} in {}", run.0.display());
+        let state = train(trainer, &run.0)?;
+        let config = run.read_config()?;
+        let info = serde_json::json!({
+            "epochs": state.epoch,
+            "steps": state.steps,
+            "patches_seen": state.steps * config.batch_size,
+            "train_seconds": state.elapsed_s.round(),
+            "best_val_auc": state.best_auc,
+        });
+        (run.best(), Some(info))
+    } else {
+        let w = args.weights_dir.join(format!("{name}.safetensors"));
+        anyhow::ensure!(
+            w.is_file(),
+            "no shipped weights {} (train them with --train)",
+            w.display()
+        );
+        (w, None)
+    };
+    let (net, preprocess, _) = load_trained(None, Some(&weights), true, device)?;
+    let opts = LoadOptions::default();
+    let source = Some((kind, dir.to_path_buf()));
+    let inference = Inference::default();
+    let tune_split = [Split::Val, Split::Train]
+        .into_iter()
+        .find(|&s| samples(source.as_ref(), s, &opts).is_ok());
+    let tuned = match tune_split {
+        Some(s) => Some(tune_threshold(
+            &net,
+            &preprocess,
+            &inference,
+            samples(source.as_ref(), s, &opts)?,
+            &format!("F1-optimal on {kind} {s}"),
+            device,
+        )?),
+        None => None,
+    };
+    let eval_opts = EvalOptions {
+        inference,
+        tuned,
+        resamples: args.bootstrap,
+        ..EvalOptions::default()
+    };
+    let report: EvalReport = evaluate_into(
+        &net,
+        &preprocess,
+        samples(source.as_ref(), Split::Test, &opts)?,
+        &eval_opts,
+        Some(&ReportOut {
+            dir: &args.out.join(&name),
+            pictures: true,
+            title: format!("{model} on {kind} test — {}", weights.display()),
+        }),
+        device,
+    )?;
+    let p = &report.fixed.pooled;
+    let ci = report.fixed.ci;
+    let goal = goal(kind);
+    Ok(Row {
+        dataset: kind.to_string(),
+        model: model.to_string(),
+        f1: p.f1,
+        se: p.sensitivity,
+        sp: p.specificity,
+        acc: p.accuracy,
+        auc: p.auc,
+        jaccard: p.jaccard,
+        dice: p.f1,
+        f1_ci: ci.map(|c| [c.f1.lo, c.f1.hi]),
+        auc_ci: ci.and_then(|c| c.auc).map(|i| [i.lo, i.hi]),
+        tuned_threshold: report.tuned.as_ref().map(|t| t.threshold),
+        tuned_f1: report.tuned.as_ref().map(|t| t.pooled.f1),
+        images: report.images,
+        protocol: protocol(kind).to_string(),
+        weights: weights.display().to_string(),
+        paper: paper(kind, model),
+        goal_f1: goal.map(|g| g.0),
+        goal_auc: goal.and_then(|g| g.1),
+        train: train_info,
+    })
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.4}"));
+    let mut out = String::from(
+        "| dataset | model | F1 (Dice) [95% CI] | Se | Sp | Acc | AUC | Jaccard | paper F1 | paper AUC | goal F1 / AUC |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let ci = r
+            .f1_ci
+            .map_or(String::new(), |c| format!(" [{:.4}, {:.4}]", c[0], c[1]));
+        let _ = writeln!(
+            out,
+            "| {} | {} | **{:.4}**{ci} | {:.4} | {:.4} | {:.4} | {} | {:.4} | {} | {} | {} / {} |",
+            r.dataset,
+            r.model,
+            r.f1,
+            r.se,
+            r.sp,
+            r.acc,
+            f(r.auc),
+            r.jaccard,
+            f(r.paper.and_then(|p| p.f1)),
+            f(r.paper.and_then(|p| p.auc)),
+            f(r.goal_f1),
+            f(r.goal_auc),
+        );
+    }
+    out.push_str("\nProtocols:\n\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "- {} {}: {}; weights `{}`",
+            r.dataset, r.model, r.protocol, r.weights
+        );
+    }
+    out
+}
+
+pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
+    set_threads(args.threads)?;
+    let device = args.device.device()?;
+    std::fs::create_dir_all(&args.out)?;
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for &kind in &args.datasets {
+        anyhow::ensure!(
+            !matches!(kind, DatasetKind::Folder | DatasetKind::Nifti),
+            "--datasets: {kind} is not one of the paper's datasets (drive, stare, chase, ph2, lung)"
+        );
+        let Some(dir) = dataset_dir(&args.data, kind) else {
+            skipped.push(format!(
+                "{kind}: no folder for it under {}",
+                args.data.display()
+            ));
+            continue;
+        };
+        for &model in &args.models {
+            match run_one(&args, kind, model, &dir, &device) {
+                Ok(row) => {
+                    eprintln!(
+                        "{kind} {model}: F1 {:.4}, AUC {}",
+                        row.f1,
+                        row.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
+                    );
+                    rows.push(row);
+                }
+                Err(e) => skipped.push(format!("{kind} {model}: {e:#}")),
+            }
+        }
+    }
+    let table = markdown(&rows);
+    write_atomic(
+        &args.out.join("results.json"),
+        serde_json::to_string_pretty(&rows)?.as_bytes(),
+    )?;
+    write_atomic(&args.out.join("results.md"), table.as_bytes())?;
+    println!("{table}");
+    for s in &skipped {
+        println!("skipped {s}");
+    }
+    println!(
+        "written: {} and {}",
+        args.out.join("results.json").display(),
+        args.out.join("results.md").display()
+    );
+    anyhow::ensure!(!rows.is_empty(), "no row could be produced");
+    Ok(())
+}

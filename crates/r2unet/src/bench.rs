@@ -1,0 +1,202 @@
+//! Step timings of a model, the same measurement as the PyTorch reference's
+//! `bench` (`../shared/reference/r2unet_torch.py`): random inputs and labels,
+//! `warmup` untimed steps, then `steps` timed ones. A training step is
+//! forward + BCE-with-logits + backward + Adam; an inference step is an
+//! eval-mode forward + sigmoid + mean read back. FLOPs are the convolutions'
+//! (2 per multiply-add), tripled for a training step as the reference counts.
+
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::{UNetConfig, conv_flops};
+use crate::train::loss::bce_with_logits;
+
+/// Training step or inference step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchMode {
+    /// Forward, loss, backward, Adam.
+    Train,
+    /// Eval-mode forward.
+    Infer,
+}
+
+/// What to time.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchConfig {
+    /// Training or inference.
+    pub mode: BenchMode,
+    /// Patches per step.
+    pub batch: usize,
+    /// Patch side.
+    pub size: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed steps first.
+    pub warmup: usize,
+    /// Seed of the inputs.
+    pub seed: u64,
+}
+
+/// Timings of a benchmark, in the reference's JSON field names.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// `r2unet`.
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    /// The mode.
+    pub mode: BenchMode,
+    /// Patches per step.
+    pub batch: usize,
+    /// Patch side.
+    pub size: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Median milliseconds per step.
+    pub median_ms: f64,
+    /// Fastest step.
+    pub min_ms: f64,
+    /// `batch / median`.
+    pub patches_per_s: f64,
+    /// Convolution FLOPs per step / median.
+    pub gflop_per_s: f64,
+    /// Peak resident memory of the process so far (Linux), MiB.
+    pub peak_rss_mib: Option<u64>,
+}
+
+/// Peak resident set size of this process in MiB, from `/proc/self/status`
+/// (`VmHWM`); `None` where that file does not exist. Read by hand: no kept
+/// crate reports it without pulling in a system-information library.
+pub fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Times `config` on `device` (autodiff is added for training).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] for zero steps or batch, or a size that is not a
+/// multiple of the model's `2^(depth-1)`.
+pub fn bench(model: &UNetConfig, config: &BenchConfig, device: &Device) -> Result<BenchResult> {
+    if config.steps == 0 || config.batch == 0 {
+        return Err(Error::invalid("bench", "steps and batch must be positive"));
+    }
+    let m = model.size_multiple();
+    if config.size == 0 || !config.size.is_multiple_of(m) {
+        return Err(Error::invalid(
+            "size",
+            format!("{}; expected a positive multiple of {m}", config.size),
+        ));
+    }
+    let (b, s) = (config.batch, config.size);
+    let shape = [b, model.in_channels, s, s];
+    let device = match config.mode {
+        BenchMode::Train => device.clone().autodiff(),
+        BenchMode::Infer => device.clone(),
+    };
+    let mut net = model.init(&device);
+    net.reinitialize(config.seed);
+    // Inputs from a seeded generator so both modes see the same data.
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(config.seed);
+    let values: Vec<f32> = (0..shape.iter().product())
+        .map(|_| rand::Rng::random::<f32>(&mut rng))
+        .collect();
+    let x = Tensor::<4>::from_data(TensorData::new(values, shape), &device);
+    let y = Tensor::<4>::random(
+        [b, model.out_channels, s, s],
+        Distribution::Uniform(0.0, 1.0),
+        &device,
+    )
+    .lower_elem(0.3)
+    .float();
+    let flops = conv_flops(model, s, s) as f64 * b as f64;
+    let mut times = Vec::with_capacity(config.steps);
+    match config.mode {
+        BenchMode::Train => {
+            let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+            for i in 0..config.warmup + config.steps {
+                let t0 = Instant::now();
+                let loss = bce_with_logits(net.forward(x.clone()), y.clone(), None);
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = optim.step(1e-3, net, grads);
+                let _ = loss.into_scalar::<f32>();
+                if i >= config.warmup {
+                    times.push(t0.elapsed().as_secs_f64());
+                }
+            }
+        }
+        BenchMode::Infer => {
+            for i in 0..config.warmup + config.steps {
+                let t0 = Instant::now();
+                let _ = sigmoid(net.forward(x.clone())).mean().into_scalar::<f32>();
+                if i >= config.warmup {
+                    times.push(t0.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let work = match config.mode {
+        BenchMode::Train => 3.0 * flops,
+        BenchMode::Infer => flops,
+    };
+    let round2 = |v: f64| (v * 100.0).round() / 100.0;
+    Ok(BenchResult {
+        implementation: "r2unet",
+        mode: config.mode,
+        batch: b,
+        size: s,
+        steps: config.steps,
+        median_ms: round2(median * 1000.0),
+        min_ms: round2(times[0] * 1000.0),
+        patches_per_s: round2(b as f64 / median),
+        gflop_per_s: round2(work / median / 1e9),
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Architecture, Preset};
+
+    #[test]
+    fn a_tiny_bench_runs_in_both_modes_and_reports_consistent_figures() {
+        let model = Preset::Retina
+            .config(Architecture::R2unet)
+            .with_widths(vec![4, 8]);
+        for mode in [BenchMode::Train, BenchMode::Infer] {
+            let config = BenchConfig {
+                mode,
+                batch: 2,
+                size: 16,
+                steps: 3,
+                warmup: 1,
+                seed: 0,
+            };
+            let r = bench(&model, &config, &Device::flex()).unwrap();
+            assert!(r.min_ms <= r.median_ms && r.min_ms > 0.0, "{r:?}");
+            let pps = 2.0 / (r.median_ms / 1000.0);
+            assert!((r.patches_per_s - pps).abs() / pps < 0.02, "{r:?}");
+        }
+        let bad = BenchConfig {
+            mode: BenchMode::Infer,
+            batch: 2,
+            size: 12,
+            steps: 1,
+            warmup: 0,
+            seed: 0,
+        };
+        assert!(bench(&model, &bad, &Device::flex()).is_err());
+        assert!(peak_rss_mib().is_none_or(|m| m > 0));
+    }
+}
