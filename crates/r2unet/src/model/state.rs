@@ -31,8 +31,14 @@ pub(crate) enum Slot<'a> {
 /// The callback that model walkers call for every named tensor.
 pub(crate) type Visit<'a> = dyn FnMut(String, Slot<'_>) + 'a;
 
-/// The metadata key under which the model config JSON is stored.
+/// The entry, inside the [`METADATA_KEY`] object, holding the model config.
 const CONFIG_KEY: &str = "r2unet_config";
+/// The one safetensors metadata key r2unet writes: a JSON object of named
+/// entries (config, preprocessing, provenance). One key, because the
+/// safetensors writer orders several keys by a randomly seeded hash, which
+/// would make identical models give different file bytes. Files written
+/// before it stored each entry as its own key; both are read.
+const METADATA_KEY: &str = "r2unet";
 
 /// One named tensor copied out of a model: PyTorch name, shape, values.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +163,18 @@ impl UNet {
     ///
     /// [`Error::Io`] naming the file that could not be written.
     pub fn save_with(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
+        self.write_safetensors(path, extra)?;
+        let config = serde_json::to_string_pretty(&self.config).expect("config serialises");
+        write_atomic(&config_path(path), config.as_bytes())
+    }
+
+    /// Writes the safetensors file alone (config and `extra` in its metadata,
+    /// no JSON beside it), atomically.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file that could not be written.
+    pub fn write_safetensors(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
         let tensors = self.state_dict();
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
             .into_iter()
@@ -173,16 +191,26 @@ impl UNet {
                 (name.clone(), view)
             })
             .collect::<Vec<_>>();
-        let config = serde_json::to_string_pretty(&self.config).expect("config serialises");
-        let mut metadata = HashMap::from([(CONFIG_KEY.to_string(), config.clone())]);
-        metadata.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let mut entries = serde_json::Map::new();
+        entries.insert(
+            CONFIG_KEY.to_string(),
+            serde_json::to_value(&self.config).expect("config serialises"),
+        );
+        for (k, v) in extra {
+            let value =
+                serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.clone()));
+            entries.insert(k.to_string(), value);
+        }
+        let metadata = HashMap::from([(
+            METADATA_KEY.to_string(),
+            serde_json::Value::Object(entries).to_string(),
+        )]);
         let file =
             safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Safetensors {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        write_atomic(path, &file)?;
-        write_atomic(&config_path(path), config.as_bytes())
+        write_atomic(path, &file)
     }
 }
 
@@ -214,7 +242,18 @@ pub fn metadata_of_bytes(bytes: &[u8], weights: &Path, key: &str) -> Result<Opti
         path: weights.to_path_buf(),
         reason: e.to_string(),
     })?;
-    Ok(meta.metadata().as_ref().and_then(|m| m.get(key).cloned()))
+    let Some(map) = meta.metadata().as_ref() else {
+        return Ok(None);
+    };
+    if let Some(object) = map.get(METADATA_KEY) {
+        let entries: serde_json::Map<String, serde_json::Value> = serde_json::from_str(object)
+            .map_err(|e| Error::Config {
+                path: weights.to_path_buf(),
+                reason: format!("metadata `{METADATA_KEY}`: {e}"),
+            })?;
+        return Ok(entries.get(key).map(|v| v.to_string()));
+    }
+    Ok(map.get(key).cloned())
 }
 
 /// Reads the model config of a weights file: the `.json` beside it if present,
@@ -230,23 +269,14 @@ pub fn read_config(weights: &Path) -> Result<UNetConfig> {
         let text = String::from_utf8_lossy(&read_file(&json_path)?).into_owned();
         (json_path, text)
     } else {
-        let bytes = read_file(weights)?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Safetensors {
+        let text = read_metadata(weights, CONFIG_KEY)?.ok_or_else(|| Error::Config {
             path: weights.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let text = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(CONFIG_KEY).cloned())
-            .ok_or_else(|| Error::Config {
-                path: weights.to_path_buf(),
-                reason: format!(
-                    "no model config in the file and no {} beside it; name the model \
+            reason: format!(
+                "no model config in the file and no {} beside it; name the model \
                      (e.g. --model r2unet --preset classic --bn shared for a PyTorch checkpoint)",
-                    json_path.display()
-                ),
-            })?;
+                json_path.display()
+            ),
+        })?;
         (weights.to_path_buf(), text)
     };
     parse_config(&text, &source)

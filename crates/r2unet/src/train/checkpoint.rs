@@ -1,7 +1,14 @@
 //! A run folder: `config.json`, `state.json` (where training stands),
-//! `last.safetensors` + `last.optim` (model and Adam state to resume from),
-//! `best.safetensors` (best validation AUC), `metrics.csv`. Every file is
-//! written atomically, so a run killed at any moment keeps a loadable checkpoint.
+//! `ckpt-<steps>.safetensors` + `ckpt-<steps>.optim` (model and Adam state to
+//! resume from), `last.safetensors` (a hard link to the newest checkpoint's
+//! model), `best.safetensors` (best validation AUC), `metrics.csv`,
+//! `curves.png`.
+//!
+//! Every file is written atomically, and a checkpoint commits in one step:
+//! its model and optimizer files are written under new names first, then
+//! `state.json`, which names them, replaces the previous one; only then are
+//! the older files removed. A run killed at any moment therefore resumes from
+//! a model, optimizer state and counters that belong together.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +20,7 @@ use super::config::TrainConfig;
 use super::prepare::Preprocess;
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
-use crate::model::{UNet, load_model};
+use crate::model::{UNet, config_path, load_model};
 use crate::plot::{Chart, Series, write_png};
 
 /// One epoch's line of the training log.
@@ -57,6 +64,10 @@ pub struct RunState {
     pub preprocess: Preprocess,
     /// One record per completed epoch.
     pub history: Vec<EpochRecord>,
+    /// Stem of the checkpoint files this state belongs to (`ckpt-00001234`);
+    /// `None` in runs written before checkpoints were named (`last.*`).
+    #[serde(default)]
+    pub checkpoint: Option<String>,
 }
 
 /// The files of a run folder.
@@ -76,7 +87,8 @@ impl RunDir {
     pub fn last(&self) -> PathBuf {
         self.0.join("last.safetensors")
     }
-    /// `last.optim` (Burn's burnpack bytes of the Adam state).
+    /// `last.optim`: the Adam state (Burn's burnpack bytes) of runs written
+    /// before checkpoints were named; newer runs keep it in `ckpt-<steps>.optim`.
     pub fn optim(&self) -> PathBuf {
         self.0.join("last.optim")
     }
@@ -133,26 +145,39 @@ impl RunDir {
         read_json(&self.state())
     }
 
-    /// Writes the model, the optimizer state, then the state (last, so a crash
-    /// between files leaves the previous state pointing at consistent files).
+    /// Writes a checkpoint: model and optimizer under a new name, then
+    /// `state.json` naming them (the commit point), then `last.safetensors`,
+    /// the CSV and the curves; older checkpoint files are removed last.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] naming the file that failed; earlier checkpoints stay intact.
+    /// [`Error::Io`] naming the file that failed; the previous checkpoint stays
+    /// intact and is still the one `state.json` names.
     pub fn checkpoint(
         &self,
         model: &UNet,
         optim: &ModuleOptimizer,
-        state: &RunState,
+        state: &mut RunState,
     ) -> Result<()> {
+        let stem = format!("ckpt-{:08}", state.steps);
+        let model_file = self.0.join(format!("{stem}.safetensors"));
+        let optim_file = self.0.join(format!("{stem}.optim"));
         let bytes = optim.into_bytes().map_err(|e| Error::Io {
-            path: self.optim(),
+            path: optim_file.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        model.save_with(&self.last(), &[state.preprocess.metadata()])?;
-        write_atomic(&self.optim(), &bytes)?;
-        let json = serde_json::to_string_pretty(state).expect("state serialises");
-        write_atomic(&self.state(), json.as_bytes())?;
+        model.write_safetensors(&model_file, &[state.preprocess.metadata()])?;
+        write_atomic(&optim_file, &bytes)?;
+        let previous = state.checkpoint.replace(stem.clone());
+        let json = serde_json::to_string_pretty(&*state).expect("state serialises");
+        if let Err(e) = write_atomic(&self.state(), json.as_bytes()) {
+            state.checkpoint = previous;
+            return Err(e);
+        }
+        link_atomic(&model_file, &self.last())?;
+        let config = serde_json::to_string_pretty(&model.config).expect("config serialises");
+        write_atomic(&config_path(&self.last()), config.as_bytes())?;
+        self.remove_stale(Some(&stem))?;
         write_atomic(&self.csv(), csv(&state.history).as_bytes())?;
         if !state.history.is_empty() {
             write_png(&self.curves(), &curves(&state.history), 1200, 420)?;
@@ -160,26 +185,71 @@ impl RunDir {
         Ok(())
     }
 
-    /// The last model and optimizer state, on `device`.
+    /// Removes checkpoint files other than `keep`'s and temporary files left
+    /// by writes that a crash cut short.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the folder or file.
+    pub fn remove_stale(&self, keep: Option<&str>) -> Result<()> {
+        let read = std::fs::read_dir(&self.0).map_err(|e| Error::io(&self.0, e))?;
+        for item in read {
+            let path = item.map_err(|e| Error::io(&self.0, e))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let stale_ckpt =
+                name.starts_with("ckpt-") && keep.is_none_or(|k| name.split('.').next() != Some(k));
+            if stale_ckpt || name.ends_with(".tmp") {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The model and optimizer state of the checkpoint `state` names, on `device`.
     ///
     /// # Errors
     ///
     /// Read errors naming the file.
     pub fn restore(
         &self,
+        state: &RunState,
         device: &Device,
         optim: ModuleOptimizer,
     ) -> Result<(UNet, ModuleOptimizer)> {
-        let model = load_model(&self.last(), device)?;
-        let bytes = std::fs::read(self.optim()).map_err(|e| Error::io(self.optim(), e))?;
+        let (model_file, optim_file) = match &state.checkpoint {
+            Some(stem) => (
+                self.0.join(format!("{stem}.safetensors")),
+                self.0.join(format!("{stem}.optim")),
+            ),
+            None => (self.last(), self.optim()),
+        };
+        let model = load_model(&model_file, device)?;
+        let bytes = std::fs::read(&optim_file).map_err(|e| Error::io(&optim_file, e))?;
         let optim = optim
             .from_bytes(Bytes::from_bytes_vec(bytes))
             .map_err(|e| Error::Config {
-                path: self.optim(),
+                path: optim_file.clone(),
                 reason: e.to_string(),
             })?;
         Ok((model, optim))
     }
+}
+
+/// Points `link` at `target`'s file (a hard link made under a temporary name,
+/// then renamed over `link`); copies where hard links are not supported.
+fn link_atomic(target: &Path, link: &Path) -> Result<()> {
+    let mut tmp_name = link.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = link.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(target, &tmp).is_err() {
+        let bytes = std::fs::read(target).map_err(|e| Error::io(target, e))?;
+        return write_atomic(link, &bytes);
+    }
+    std::fs::rename(&tmp, link).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(link, e)
+    })
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

@@ -115,11 +115,20 @@ impl Trainer {
         let config = dir.read_config()?;
         config.validate()?;
         dir.create()?;
+        // A run stopped before its first checkpoint starts over from its config.
+        let resume = dir.state().exists();
+        let keep = if resume {
+            dir.read_state()?.checkpoint
+        } else {
+            None
+        };
+        // Files of a checkpoint that never committed, and cut-off temporaries.
+        dir.remove_stale(keep.as_deref())?;
         Ok(Self {
             config,
             dir,
             device: device.clone().autodiff(),
-            resume: true,
+            resume,
         })
     }
 
@@ -170,8 +179,9 @@ impl Trainer {
         let model_config = c.model.clone().with_in_channels(channels);
         let fresh_optim = AdamConfig::new().with_epsilon(1e-8).init();
         let (mut model, mut optim, mut state) = if self.resume {
-            let (model, optim) = self.dir.restore(&self.device, fresh_optim)?;
-            (model, optim, self.dir.read_state()?)
+            let state = self.dir.read_state()?;
+            let (model, optim) = self.dir.restore(&state, &self.device, fresh_optim)?;
+            (model, optim, state)
         } else {
             let mut model = model_config.init(&self.device);
             model.reinitialize(c.seed);
@@ -184,6 +194,7 @@ impl Trainer {
                 elapsed_s: 0.0,
                 preprocess,
                 history: Vec::new(),
+                checkpoint: None,
             };
             (model, fresh_optim, state)
         };
@@ -205,7 +216,7 @@ impl Trainer {
             for (step, chunk) in order.chunks(c.batch_size).enumerate().skip(first_step) {
                 if stop.load(Ordering::Relaxed) {
                     state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-                    self.dir.checkpoint(&model, &optim, &state)?;
+                    self.dir.checkpoint(&model, &optim, &mut state)?;
                     on_event(Event::Interrupted);
                     return Ok(Outcome::Interrupted(state));
                 }
@@ -245,7 +256,7 @@ impl Trainer {
                     && last_save.elapsed().as_secs_f64() > 60.0 * c.checkpoint_minutes
                 {
                     state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-                    self.dir.checkpoint(&model, &optim, &state)?;
+                    self.dir.checkpoint(&model, &optim, &mut state)?;
                     last_save = Instant::now();
                 }
             }
@@ -278,7 +289,7 @@ impl Trainer {
                 state.best_auc = val_auc.or(state.best_auc);
                 model.save_with(&self.dir.best(), &[state.preprocess.metadata()])?;
             }
-            self.dir.checkpoint(&model, &optim, &state)?;
+            self.dir.checkpoint(&model, &optim, &mut state)?;
             last_save = Instant::now();
             on_event(Event::Epoch(record));
         }

@@ -12,7 +12,7 @@ use r2unet::data::preprocess::retina_protocol;
 use r2unet::data::synthetic::SyntheticRetina;
 use r2unet::data::{DatasetKind, LoadOptions};
 use r2unet::eval::{Confusion, ZeroDivision};
-use r2unet::model::{Architecture, Preset};
+use r2unet::model::{Architecture, Preset, load_model};
 use r2unet::train::loss::bce_with_logits;
 use r2unet::train::{Event, LossKind, Outcome, RunDir, Schedule, TrainConfig, Trainer};
 
@@ -185,11 +185,24 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
         "metrics.csv",
         "best.safetensors",
         "best.json",
-        "last.optim",
+        "last.json",
         "curves.png",
     ] {
         assert!(broken.join(f).exists(), "{f}");
     }
+    // The committed checkpoint's files, and nothing older or half-written.
+    let stem = state.checkpoint.clone().expect("named checkpoint");
+    assert_eq!(stem, format!("ckpt-{:08}", state.steps));
+    let mut names: Vec<String> = std::fs::read_dir(&broken)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ckpt-") || n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [format!("{stem}.optim"), format!("{stem}.safetensors")]
+    );
     // Starting a new run over an existing one is refused.
     let err = Trainer::new(tiny_config(2), RunDir(broken), &Device::flex())
         .err()
@@ -229,7 +242,59 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         "last.safetensors changed"
     );
     assert_eq!(std::fs::read(run.state()).unwrap(), state);
-    assert_eq!(run.read_state().unwrap(), done);
+    let kept = run.read_state().unwrap();
+    assert_eq!(
+        (kept.steps, kept.checkpoint),
+        (done.steps, done.checkpoint.clone())
+    );
+}
+
+#[test]
+fn a_full_disk_during_a_checkpoint_is_an_error_and_keeps_the_previous_one() {
+    if !std::path::Path::new("/dev/full").exists() {
+        println!("skipped: no /dev/full on this system to simulate a full disk");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let Outcome::Finished(done) = run_to_end(tiny_config(1), &dir, None) else {
+        panic!("the first epoch finishes")
+    };
+    let run = RunDir(dir.clone());
+    let last = std::fs::read(run.last()).unwrap();
+    let state = std::fs::read(run.state()).unwrap();
+    // The temporary file of the next checkpoint's model is /dev/full: every
+    // write to it fails with ENOSPC, as on a full disk.
+    let next = format!("ckpt-{:08}.safetensors", 2 * done.steps);
+    let temp = dir.join(format!("{next}.{}.tmp", std::process::id()));
+    let mut config = run.read_config().unwrap();
+    config.epochs = 2;
+    run.write_config(&config).unwrap();
+    let stop = AtomicBool::new(false);
+    // After `resume`, which clears leftover temporary files.
+    let trainer = Trainer::resume(run.clone(), &Device::flex()).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &temp).unwrap();
+    let err = trainer
+        .run(&stop, &mut |_| {})
+        .expect_err("the checkpoint write fails");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&next) && msg.contains("No space left on device"),
+        "{msg}"
+    );
+    // The previous checkpoint is intact and still loads; the temp file is gone.
+    assert!(
+        std::fs::read(run.last()).unwrap() == last,
+        "last.safetensors changed"
+    );
+    assert_eq!(std::fs::read(run.state()).unwrap(), state);
+    let kept = run.read_state().unwrap();
+    assert_eq!(
+        (kept.steps, kept.checkpoint),
+        (done.steps, done.checkpoint.clone())
+    );
+    load_model(&run.last(), &Device::flex()).unwrap();
+    assert!(!temp.exists());
 }
 
 #[test]
