@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Crash safety: starts a small synthetic training run, SIGKILLs it at a random
-# moment (checkpoints are written every few steps, so many kills land inside
-# a checkpoint write), then checks that the run folder holds a loadable
+# moment (odd kills), or at the first temporary file seen after a random
+# moment, i.e. inside a checkpoint write (even kills), then checks that the run folder holds a loadable
 # checkpoint (`eval --checkpoint last`) and that `train --resume` completes.
 # Repeats N times and prints a Markdown table.
 #
@@ -20,8 +20,8 @@ run=$work/run
 state_field() { python3 -c "import json,sys; s=json.load(open('$run/state.json')); print(s.get('$1'))"; }
 
 RANDOM=$SEED
-echo "| kill | after s | state at kill (epoch/step, checkpoint) | temp files left | checkpoint loads | resume completes | epochs at the end |"
-echo "|---|---|---|---|---|---|---|"
+echo "| kill | after s | moment | state at kill (epoch/step, checkpoint) | temp files left | checkpoint loads | resume completes | epochs at the end |"
+echo "|---|---|---|---|---|---|---|---|"
 ok=0
 for i in $(seq "$N"); do
   rm -rf "$run"
@@ -30,6 +30,12 @@ for i in $(seq "$N"); do
   pid=$!
   delay=$(python3 -c "print(f'{0.5 + 5.5 * $RANDOM / 32767:.2f}')")
   sleep "$delay"
+  when=anytime
+  if [ $((i % 2)) -eq 0 ]; then
+    # Wait for a write in progress (its temporary file), then kill at once.
+    while kill -0 "$pid" 2>/dev/null && ! compgen -G "$run/*.tmp" >/dev/null; do sleep 0.002; done
+    when="in a write"
+  fi
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   tmp=$(find "$run" -name '*.tmp' 2>/dev/null | wc -l)
@@ -46,7 +52,7 @@ for i in $(seq "$N"); do
     resumed="NO: $(tail -1 "$work/resume.log" 2>/dev/null)"; final="-"
   fi
   if [ "$resumed" = yes ] && { [ "$loads" = yes ] || [ "$loads" = n/a ]; }; then ok=$((ok + 1)); fi
-  echo "| $i | $delay | $at | $tmp | $loads | $resumed | $final |"
+  echo "| $i | $delay | $when | $at | $tmp | $loads | $resumed | $final |"
 done
 echo
 echo "$ok of $N kills left a run that loads (or had not checkpointed yet) and resumed to the end; seed $SEED, $(date -u +%F)"

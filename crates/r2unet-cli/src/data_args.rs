@@ -30,9 +30,10 @@ pub enum FovArg {
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
     /// Dataset layout: drive, stare, chase, ph2, lung, folder (images/ + masks/), nifti;
-    /// `train` also takes `synthetic` (generated retina images, no --data).
+    /// `train` and `eval` also take `synthetic` (generated retina images, no --data).
+    /// Required except with `train --resume`.
     #[arg(long)]
-    pub dataset: String,
+    pub dataset: Option<String>,
     /// The dataset folder.
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -59,13 +60,18 @@ pub struct DataArgs {
 impl DataArgs {
     /// The layout and folder, or `None` for the built-in synthetic set.
     pub fn source(&self) -> anyhow::Result<Option<(DatasetKind, PathBuf)>> {
-        if self.dataset == "synthetic" {
+        let dataset = self.dataset.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--dataset is required (drive, stare, chase, ph2, lung, folder, nifti or synthetic)"
+            )
+        })?;
+        if dataset == "synthetic" {
             if self.data.is_some() {
                 anyhow::bail!("--dataset synthetic is generated: drop --data");
             }
             return Ok(None);
         }
-        let kind: DatasetKind = self.dataset.parse()?;
+        let kind: DatasetKind = dataset.parse()?;
         let data = self
             .data
             .clone()
