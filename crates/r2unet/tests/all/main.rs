@@ -24,6 +24,20 @@ pub fn read_f32(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     (view.shape().to_vec(), values)
 }
 
+/// The device the parity tests run on: `R2UNET_TEST_DEVICE` (cpu, vulkan,
+/// wgpu, cuda; the feature must be compiled in), else the CPU.
+pub fn test_device() -> burn::tensor::Device {
+    match std::env::var("R2UNET_TEST_DEVICE") {
+        Ok(name) => {
+            let choice: r2unet::device::DeviceChoice = name.parse().expect("a device name");
+            choice
+                .device()
+                .expect("the device is compiled in and present")
+        }
+        Err(_) => burn::tensor::Device::flex(),
+    }
+}
+
 /// Folder of the committed test fixtures.
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

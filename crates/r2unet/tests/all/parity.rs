@@ -72,7 +72,7 @@ fn check_fixture(name: &str) {
     let io = dir.join("io.safetensors");
 
     // Eval mode: running statistics.
-    let cpu = Device::flex();
+    let cpu = super::test_device();
     let model = load_weights(&config, &dir.join("weights.safetensors"), &cpu).unwrap();
     let eval = values(model.forward(tensor(&io, "input", &cpu)));
     let (_, expected) = read_f32(&io, "eval_logits");
@@ -80,7 +80,7 @@ fn check_fixture(name: &str) {
     assert!(d < TOL, "{name}: eval logits differ by {d}");
 
     // Train mode: batch statistics, loss, one Adam step.
-    let ad = Device::flex().autodiff();
+    let ad = super::test_device().autodiff();
     let model = load_weights(&config, &dir.join("weights.safetensors"), &ad).unwrap();
     let logits = model.forward(tensor(&io, "input", &ad));
     let (_, expected) = read_f32(&io, "train_logits");
