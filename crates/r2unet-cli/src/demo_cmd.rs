@@ -2,15 +2,16 @@
 //! train R2U-Net for a few minutes, tune a threshold on the training images,
 //! evaluate on unseen ones and write the report with pictures.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use r2unet::data::{DatasetKind, LoadOptions, Split};
 use r2unet::device::DeviceChoice;
 use r2unet::eval::evaluate::{EvalOptions, tune_threshold};
 use r2unet::infer::Inference;
-use r2unet::model::{Architecture, Preset};
-use r2unet::train::{LossKind, RunDir, Schedule, TrainConfig, Trainer};
+use r2unet::model::Architecture;
+use r2unet::reproduce::train_config;
+use r2unet::train::{RunDir, Trainer};
 
 use crate::eval_cmd::{ReportOut, evaluate_into, load_trained, print_summary, samples};
 use crate::train_cmd::{set_threads, train};
@@ -43,25 +44,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
     let run_dir = args.out.join("run");
     let report_dir = args.out.join("report");
-    let config = TrainConfig {
-        dataset: DatasetKind::Drive,
-        data: None,
-        synthetic_images: args.images,
-        load: LoadOptions::default(),
-        model: Preset::Retina.config(Architecture::R2unet),
-        epochs: args.epochs,
-        patches_per_image: args.patches_per_image,
-        patch_size: 48,
-        batch_size: 32,
-        lr: 1e-3,
-        schedule: Schedule::Cosine,
-        loss: LossKind::Bce,
-        pos_weight: None,
-        val_fraction: 0.1,
-        augment: true,
-        seed: 0,
-        checkpoint_minutes: 10.0,
-    };
+    // The default retina protocol, on generated images, scaled to minutes.
+    let mut config = train_config(DatasetKind::Drive, Architecture::R2unet, Path::new(""));
+    config.data = None;
+    config.synthetic_images = args.images;
+    config.epochs = args.epochs;
+    config.patches_per_image = args.patches_per_image;
     println!(
         "r2unet demo: training R2U-Net (retina preset, {} parameters) on {} generated retinas, \
          {} epochs x {} patches; run folder {}",

@@ -14,7 +14,7 @@ use r2unet::data::{DatasetKind, LoadOptions};
 use r2unet::eval::{Confusion, ZeroDivision};
 use r2unet::model::{Architecture, Preset, load_model};
 use r2unet::train::loss::bce_with_logits;
-use r2unet::train::{Event, LossKind, Outcome, RunDir, Schedule, TrainConfig, Trainer};
+use r2unet::train::{Event, LossKind, Outcome, RunDir, RunState, Schedule, TrainConfig, Trainer};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
@@ -210,43 +210,75 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     assert!(err.to_string().contains("--resume"), "{err}");
 }
 
+/// A finished one-epoch run with the bytes of its checkpoint, to show later
+/// that a failed second epoch changed nothing.
+struct Snapshot {
+    _tmp: tempfile::TempDir,
+    run: RunDir,
+    done: RunState,
+    last: Vec<u8>,
+    state: Vec<u8>,
+}
+
+impl Snapshot {
+    fn take() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let Outcome::Finished(done) = run_to_end(tiny_config(1), &dir, None) else {
+            panic!("the first epoch finishes")
+        };
+        let run = RunDir(dir);
+        Snapshot {
+            last: std::fs::read(run.last()).unwrap(),
+            state: std::fs::read(run.state()).unwrap(),
+            _tmp: tmp,
+            run,
+            done,
+        }
+    }
+
+    /// A second epoch with `change` applied to the config, resumed.
+    fn resume_with(&self, change: impl FnOnce(&mut TrainConfig)) -> Trainer {
+        let mut config = self.run.read_config().unwrap();
+        config.epochs = 2;
+        change(&mut config);
+        self.run.write_config(&config).unwrap();
+        Trainer::resume(self.run.clone(), &Device::flex()).unwrap()
+    }
+
+    /// The checkpoint is byte-identical to the snapshot and still loads.
+    fn assert_unchanged(&self) {
+        let run = &self.run;
+        assert!(
+            std::fs::read(run.last()).unwrap() == self.last,
+            "last.safetensors changed"
+        );
+        assert_eq!(std::fs::read(run.state()).unwrap(), self.state);
+        let kept = run.read_state().unwrap();
+        assert_eq!(
+            (kept.steps, kept.checkpoint),
+            (self.done.steps, self.done.checkpoint.clone())
+        );
+        load_model(&run.last(), &Device::flex()).unwrap();
+    }
+}
+
 #[test]
 fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let Outcome::Finished(done) = run_to_end(tiny_config(1), &dir, None) else {
-        panic!("the first epoch finishes")
-    };
-    let run = RunDir(dir.clone());
-    let last = std::fs::read(run.last()).unwrap();
-    let state = std::fs::read(run.state()).unwrap();
-    // A second epoch whose loss overflows f32: a positive weight of 1e38
-    // times a BCE term near 0.7, summed over thousands of pixels, is +inf.
-    let mut config = run.read_config().unwrap();
-    config.epochs = 2;
-    config.pos_weight = Some(1e38);
-    run.write_config(&config).unwrap();
+    let snap = Snapshot::take();
+    // A positive weight of 1e38 times a BCE term near 0.7, summed over
+    // thousands of pixels, overflows f32 to +inf.
+    let trainer = snap.resume_with(|c| c.pos_weight = Some(1e38));
     let stop = AtomicBool::new(false);
-    let err = Trainer::resume(run.clone(), &Device::flex())
-        .unwrap()
+    let msg = trainer
         .run(&stop, &mut |_| {})
-        .expect_err("the run stops");
-    let msg = err.to_string();
+        .expect_err("the run stops")
+        .to_string();
     assert!(
         msg.contains("loss became inf at epoch 2, step 1") && msg.contains("last good checkpoint"),
         "{msg}"
     );
-    // Nothing written since the last good checkpoint.
-    assert!(
-        std::fs::read(run.last()).unwrap() == last,
-        "last.safetensors changed"
-    );
-    assert_eq!(std::fs::read(run.state()).unwrap(), state);
-    let kept = run.read_state().unwrap();
-    assert_eq!(
-        (kept.steps, kept.checkpoint),
-        (done.steps, done.checkpoint.clone())
-    );
+    snap.assert_unchanged();
 }
 
 #[test]
@@ -255,45 +287,27 @@ fn a_full_disk_during_a_checkpoint_is_an_error_and_keeps_the_previous_one() {
         println!("skipped: no /dev/full on this system to simulate a full disk");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let Outcome::Finished(done) = run_to_end(tiny_config(1), &dir, None) else {
-        panic!("the first epoch finishes")
-    };
-    let run = RunDir(dir.clone());
-    let last = std::fs::read(run.last()).unwrap();
-    let state = std::fs::read(run.state()).unwrap();
-    // The temporary file of the next checkpoint's model is /dev/full: every
-    // write to it fails with ENOSPC, as on a full disk.
-    let next = format!("ckpt-{:08}.safetensors", 2 * done.steps);
-    let temp = dir.join(format!("{next}.{}.tmp", std::process::id()));
-    let mut config = run.read_config().unwrap();
-    config.epochs = 2;
-    run.write_config(&config).unwrap();
-    let stop = AtomicBool::new(false);
-    // After `resume`, which clears leftover temporary files.
-    let trainer = Trainer::resume(run.clone(), &Device::flex()).unwrap();
+    let snap = Snapshot::take();
+    // After `resume`, which clears leftover temporary files, the temporary
+    // file of the next checkpoint's model becomes /dev/full: every write to
+    // it fails with ENOSPC, as on a full disk.
+    let trainer = snap.resume_with(|_| {});
+    let next = format!("ckpt-{:08}.safetensors", 2 * snap.done.steps);
+    let temp = snap
+        .run
+        .0
+        .join(format!("{next}.{}.tmp", std::process::id()));
     std::os::unix::fs::symlink("/dev/full", &temp).unwrap();
-    let err = trainer
+    let stop = AtomicBool::new(false);
+    let msg = trainer
         .run(&stop, &mut |_| {})
-        .expect_err("the checkpoint write fails");
-    let msg = err.to_string();
+        .expect_err("the checkpoint write fails")
+        .to_string();
     assert!(
         msg.contains(&next) && msg.contains("No space left on device"),
         "{msg}"
     );
-    // The previous checkpoint is intact and still loads; the temp file is gone.
-    assert!(
-        std::fs::read(run.last()).unwrap() == last,
-        "last.safetensors changed"
-    );
-    assert_eq!(std::fs::read(run.state()).unwrap(), state);
-    let kept = run.read_state().unwrap();
-    assert_eq!(
-        (kept.steps, kept.checkpoint),
-        (done.steps, done.checkpoint.clone())
-    );
-    load_model(&run.last(), &Device::flex()).unwrap();
+    snap.assert_unchanged();
     assert!(!temp.exists());
 }
 
