@@ -7,7 +7,6 @@ use r2unet::bench::{BenchConfig, BenchMode, bench};
 use r2unet::device::DeviceChoice;
 
 use crate::model_args::ModelArgs;
-use crate::train_cmd::set_threads;
 
 /// `--mode`.
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -38,9 +37,6 @@ pub struct BenchArgs {
     /// Seed of the weights and inputs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
@@ -50,7 +46,6 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    set_threads(args.threads)?;
     let config = args.model.config()?;
     let device = args.device.device()?;
     let bench_config = BenchConfig {

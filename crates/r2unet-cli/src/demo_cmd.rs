@@ -14,7 +14,7 @@ use r2unet::reproduce::train_config;
 use r2unet::train::{RunDir, Trainer};
 
 use crate::eval_cmd::{ReportOut, evaluate_into, load_trained, print_summary, samples};
-use crate::train_cmd::{set_threads, train};
+use crate::train_cmd::train;
 
 /// Flags of `r2unet demo`.
 #[derive(Args, Debug)]
@@ -31,16 +31,12 @@ pub struct DemoArgs {
     /// 48x48 training patches per image and epoch.
     #[arg(long, default_value_t = 200)]
     patches_per_image: usize,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    set_threads(args.threads)?;
     let device = args.device.device()?;
     let run_dir = args.out.join("run");
     let report_dir = args.out.join("report");

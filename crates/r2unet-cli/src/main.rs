@@ -17,14 +17,30 @@ mod train_cmd;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// R2U-Net and its U-Net family for medical image segmentation.
 #[derive(Parser, Debug)]
 #[command(name = "r2unet", version, about, long_about = None)]
 struct Cli {
+    /// CPU threads of every command (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Sets the CPU thread count of the process (`None`: all cores).
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        anyhow::ensure!(n > 0, "--threads must be positive");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,6 +69,7 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    set_threads(cli.threads)?;
     match cli.command {
         Command::Info(args) => info::run(args),
         Command::Import(args) => import::run(args),

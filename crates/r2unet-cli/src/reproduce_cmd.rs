@@ -16,7 +16,7 @@ use r2unet::train::{RunDir, Trainer};
 use serde::Serialize;
 
 use crate::eval_cmd::{ReportOut, evaluate_into, load_trained, samples};
-use crate::train_cmd::{set_threads, train};
+use crate::train_cmd::train;
 
 /// Flags of `r2unet reproduce`.
 #[derive(Args, Debug)]
@@ -52,9 +52,6 @@ pub struct ReproduceArgs {
     /// Bootstrap resamples for the 95% intervals.
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
@@ -249,7 +246,6 @@ fn markdown(rows: &[Row]) -> String {
 }
 
 pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
-    set_threads(args.threads)?;
     let device = args.device.device()?;
     std::fs::create_dir_all(&args.out)?;
     let mut rows = Vec::new();

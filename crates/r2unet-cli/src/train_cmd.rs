@@ -97,9 +97,6 @@ pub struct TrainArgs {
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
 }
 
 impl TrainArgs {
@@ -146,20 +143,7 @@ impl TrainArgs {
     }
 }
 
-/// Sets the CPU thread count of the process (`None`: all cores).
-pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
-    if let Some(n) = threads {
-        anyhow::ensure!(n > 0, "--threads must be positive");
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("setting the thread count")?;
-    }
-    Ok(())
-}
-
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    set_threads(args.threads)?;
     let device = args.device.device()?;
     let trainer = match (&args.resume, &args.out) {
         (Some(dir), _) => Trainer::resume(RunDir(dir.clone()), &device)?,
