@@ -35,9 +35,11 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         "checkpoint": weights.file_name().map(|n| n.to_string_lossy().into_owned()),
         "dataset": config.data.as_ref().map_or("synthetic".to_string(), |_| config.dataset.to_string()),
         "epochs": state.epoch,
+        "steps": state.steps,
+        "patches_seen": state.steps * config.batch_size,
         "patches_per_image": config.patches_per_image,
         "best_val_auc": state.best_auc,
-        "train_seconds": state.elapsed_s,
+        "train_seconds": state.elapsed_s.round(),
         "seed": config.seed,
     });
     model.save_with(

@@ -10,12 +10,13 @@ use r2unet::data::{DatasetKind, LoadOptions, Split};
 use r2unet::device::DeviceChoice;
 use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
 use r2unet::infer::Inference;
-use r2unet::model::Architecture;
+use r2unet::model::{Architecture, read_metadata};
 use r2unet::reproduce::{PaperRow, dataset_dir, goal, paper, train_config};
 use r2unet::train::{RunDir, Trainer};
 use serde::Serialize;
 
 use crate::eval_cmd::{ReportOut, evaluate_into, load_trained, samples};
+use crate::export::PROVENANCE_KEY;
 use crate::train_cmd::train;
 
 /// Flags of `r2unet reproduce`.
@@ -142,7 +143,10 @@ fn run_one(
             "no shipped weights {} (train them with --train)",
             w.display()
         );
-        (w, None)
+        // How the shipped model was trained, as `r2unet export` recorded it.
+        let provenance =
+            read_metadata(&w, PROVENANCE_KEY)?.and_then(|json| serde_json::from_str(&json).ok());
+        (w, provenance)
     };
     let (net, preprocess, _) = load_trained(None, Some(&weights), true, device)?;
     let opts = LoadOptions::default();
