@@ -193,12 +193,14 @@ impl Segmenter<'_> {
     }
 }
 
+/// The output stem of an input: its name without `.gz` and the image extension.
 fn file_stem_of(path: &Path) -> String {
-    file_stem(
-        &path
-            .file_stem()
-            .map_or("image".into(), |s| s.to_string_lossy().into_owned()),
-    )
+    let name = path
+        .file_name()
+        .map_or("image".into(), |s| s.to_string_lossy().into_owned());
+    let base = name.strip_suffix(".gz").unwrap_or(&name);
+    let stem = base.rsplit_once('.').map_or(base, |(stem, _)| stem);
+    file_stem(if stem.is_empty() { base } else { stem })
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {

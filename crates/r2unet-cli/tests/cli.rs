@@ -472,8 +472,13 @@ fn demo_then_predict_then_eval_with_a_tuned_threshold() {
 #[test]
 fn predict_uses_the_shipped_drive_weights_by_default() {
     let tmp = tempfile::tempdir().unwrap();
-    let photo = tmp.path().join("photo.png");
-    fundus_png(&photo, 96, 80);
+    // A gzip-compressed PNG, as STARE ships its images: the stem drops both extensions.
+    let plain = tmp.path().join("plain.png");
+    fundus_png(&plain, 96, 80);
+    let photo = tmp.path().join("photo.png.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &std::fs::read(&plain).unwrap()).unwrap();
+    std::fs::write(&photo, gz.finish().unwrap()).unwrap();
     let preds = tmp.path().join("out");
     let out = r2unet(&[
         "predict",
