@@ -112,6 +112,15 @@ fn read_volume(path: &Path, opts: &LoadOptions) -> Result<([usize; 3], Vec<f32>)
     let mut values: Vec<f32> = volume
         .into_nifti_typed_data::<f32>()
         .map_err(|e| bad(e.to_string()))?;
+    let expected = d[0] * d[1] * d[2];
+    if values.len() != expected {
+        // Found by fuzzing: a header whose dims promise more voxels than the
+        // decoder returns (short or malformed data) once indexed past the end.
+        return Err(bad(format!(
+            "{} voxel values for dimensions {d:?} ({expected} expected): truncated or malformed data",
+            values.len()
+        )));
+    }
     if slope != 0.0 && (slope != 1.0 || inter != 0.0) {
         values.iter_mut().for_each(|v| *v = *v * slope + inter);
     }

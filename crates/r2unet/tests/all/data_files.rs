@@ -341,3 +341,21 @@ fn nifti_volumes_are_sliced_along_the_chosen_axis() {
         .unwrap_err();
     assert!(err.to_string().contains("vol.nii"), "{err}");
 }
+
+#[test]
+fn fuzz_found_nifti_with_fewer_voxels_than_its_header_is_an_error() {
+    // `fuzz/artifacts/nifti_reader/crash-37134b04…` (nifti_reader target):
+    // a gzip NIfTI whose data holds 6 values for larger dimensions; it used
+    // to panic with an index out of bounds while slicing.
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(super::fixtures().join("fuzz/nifti_short_data.bin")).unwrap();
+    let path = dir.path().join("vol.nii.gz");
+    std::fs::write(&path, &bytes[1..]).unwrap(); // byte 0 picked the extension and axis 0
+    let opts = LoadOptions {
+        nifti_axis: 0,
+        ..LoadOptions::default()
+    };
+    let err = r2unet::data::nifti::load_volume("v", &path, &path, &opts)
+        .expect_err("a short volume is refused");
+    assert!(err.to_string().contains("vol.nii.gz"), "{err}");
+}
