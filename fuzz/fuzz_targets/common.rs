@@ -14,5 +14,7 @@ pub fn scratch(ext: &str, data: &[u8]) -> PathBuf {
 
 /// Small limits so a header claiming a huge image is refused, not allocated.
 pub fn limits() -> r2unet::data::ReadLimits {
-    r2unet::data::ReadLimits { max_pixels: 1 << 20 }
+    r2unet::data::ReadLimits {
+        max_pixels: 1 << 20,
+    }
 }

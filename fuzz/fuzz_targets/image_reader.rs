@@ -9,7 +9,9 @@ use r2unet::data::io::{read_image, read_mask};
 #[path = "common.rs"]
 mod common;
 
-const EXTENSIONS: [&str; 10] = ["png", "jpg", "tif", "gif", "bmp", "ppm", "pgm", "pbm", "ppm.gz", "png.gz"];
+const EXTENSIONS: [&str; 10] = [
+    "png", "jpg", "tif", "gif", "bmp", "ppm", "pgm", "pbm", "ppm.gz", "png.gz",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, file)) = data.split_first() else {
