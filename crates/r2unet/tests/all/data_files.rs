@@ -359,3 +359,21 @@ fn fuzz_found_nifti_with_fewer_voxels_than_its_header_is_an_error() {
         .expect_err("a short volume is refused");
     assert!(err.to_string().contains("vol.nii.gz"), "{err}");
 }
+
+#[test]
+fn fuzz_found_nifti_data_that_panics_the_nifti_crate_is_an_error() {
+    // `fuzz/artifacts/nifti_reader/crash-229cd27e…`: a gzip NIfTI whose data
+    // bytes do not fill whole voxels; nifti 0.18 panics converting them
+    // ("mid > len"); the panic is caught and reported as an error.
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(super::fixtures().join("fuzz/nifti_header_panic.bin")).unwrap();
+    let path = dir.path().join("vol.nii.gz");
+    std::fs::write(&path, &bytes[1..]).unwrap(); // byte 0 picked the extension and axis
+    let opts = LoadOptions {
+        nifti_axis: usize::from(bytes[0] / 2 % 3),
+        ..LoadOptions::default()
+    };
+    let err = r2unet::data::nifti::load_volume("v", &path, &path, &opts)
+        .expect_err("a malformed volume is refused");
+    assert!(err.to_string().contains("vol.nii.gz"), "{err}");
+}
