@@ -342,33 +342,13 @@ fn nifti_volumes_are_sliced_along_the_chosen_axis() {
     assert!(err.to_string().contains("vol.nii"), "{err}");
 }
 
-#[test]
-fn fuzz_found_nifti_with_fewer_voxels_than_its_header_is_an_error() {
-    // `fuzz/artifacts/nifti_reader/crash-37134b04…` (nifti_reader target):
-    // a gzip NIfTI whose data holds 6 values for larger dimensions; it used
-    // to panic with an index out of bounds while slicing.
+/// Loads a committed `nifti_reader` crash input the way the fuzz target does
+/// (byte 0 picks `.nii.gz` and the slicing axis) and returns the error.
+fn load_fuzz_nifti(fixture: &str) -> Error {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(super::fixtures().join("fuzz/nifti_short_data.bin")).unwrap();
+    let bytes = std::fs::read(super::fixtures().join("fuzz").join(fixture)).unwrap();
     let path = dir.path().join("vol.nii.gz");
-    std::fs::write(&path, &bytes[1..]).unwrap(); // byte 0 picked the extension and axis 0
-    let opts = LoadOptions {
-        nifti_axis: 0,
-        ..LoadOptions::default()
-    };
-    let err = r2unet::data::nifti::load_volume("v", &path, &path, &opts)
-        .expect_err("a short volume is refused");
-    assert!(err.to_string().contains("vol.nii.gz"), "{err}");
-}
-
-#[test]
-fn fuzz_found_nifti_data_that_panics_the_nifti_crate_is_an_error() {
-    // `fuzz/artifacts/nifti_reader/crash-229cd27e…`: a gzip NIfTI whose data
-    // bytes do not fill whole voxels; nifti 0.18 panics converting them
-    // ("mid > len"); the panic is caught and reported as an error.
-    let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(super::fixtures().join("fuzz/nifti_header_panic.bin")).unwrap();
-    let path = dir.path().join("vol.nii.gz");
-    std::fs::write(&path, &bytes[1..]).unwrap(); // byte 0 picked the extension and axis
+    std::fs::write(&path, &bytes[1..]).unwrap();
     let opts = LoadOptions {
         nifti_axis: usize::from(bytes[0] / 2 % 3),
         ..LoadOptions::default()
@@ -376,4 +356,23 @@ fn fuzz_found_nifti_data_that_panics_the_nifti_crate_is_an_error() {
     let err = r2unet::data::nifti::load_volume("v", &path, &path, &opts)
         .expect_err("a malformed volume is refused");
     assert!(err.to_string().contains("vol.nii.gz"), "{err}");
+    err
+}
+
+#[test]
+fn fuzz_found_nifti_with_fewer_voxels_than_its_header_is_an_error() {
+    // `fuzz/artifacts/nifti_reader/crash-37134b04…`: a gzip NIfTI whose data
+    // holds 6 values for larger dimensions; it used to panic with an index
+    // out of bounds while slicing.
+    let err = load_fuzz_nifti("nifti_short_data.bin");
+    assert!(err.to_string().contains("voxel values"), "{err}");
+}
+
+#[test]
+fn fuzz_found_nifti_data_that_panics_the_nifti_crate_is_an_error() {
+    // `fuzz/artifacts/nifti_reader/crash-229cd27e…`: a gzip NIfTI whose data
+    // bytes do not fill whole voxels; nifti 0.18 panics converting them
+    // ("mid > len"); the panic is caught and reported as an error.
+    let err = load_fuzz_nifti("nifti_header_panic.bin");
+    assert!(err.to_string().contains("malformed NIfTI"), "{err}");
 }
