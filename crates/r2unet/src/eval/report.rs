@@ -71,30 +71,33 @@ pub fn write_report(dir: &Path, report: &EvalReport, title: &str) -> Result<Vec<
     write_atomic(&files[0], json.as_bytes())?;
     let has_pictures = dir.join(PICTURES).is_dir();
     write_atomic(&files[1], markdown(report, title, has_pictures).as_bytes())?;
-    let roc = Chart {
-        title: format!("ROC, pooled (AUC {})", opt(report.fixed.pooled.auc)),
-        x_label: "false-positive rate".into(),
-        y_label: "sensitivity".into(),
+    let curve = |title: String, x: &str, y: &str, points: Vec<(f64, f64)>| Chart {
+        title,
+        x_label: x.into(),
+        y_label: y.into(),
         series: vec![Series {
             name: "model".into(),
-            points: report.roc.iter().map(|p| (p.fpr, p.tpr)).collect(),
+            points,
         }],
         y_range: Some((0.0, 1.0)),
     };
+    let pooled = &report.fixed.pooled;
+    let roc = curve(
+        format!("ROC, pooled (AUC {})", opt(pooled.auc)),
+        "false-positive rate",
+        "sensitivity",
+        report.roc.iter().map(|p| (p.fpr, p.tpr)).collect(),
+    );
     write_png(&files[2], &[roc], 520, 480)?;
-    let pr = Chart {
-        title: format!(
+    let pr = curve(
+        format!(
             "Precision-recall, pooled (AP {})",
-            opt(report.fixed.pooled.average_precision)
+            opt(pooled.average_precision)
         ),
-        x_label: "recall".into(),
-        y_label: "precision".into(),
-        series: vec![Series {
-            name: "model".into(),
-            points: report.pr.iter().map(|p| (p.recall, p.precision)).collect(),
-        }],
-        y_range: Some((0.0, 1.0)),
-    };
+        "recall",
+        "precision",
+        report.pr.iter().map(|p| (p.recall, p.precision)).collect(),
+    );
     write_png(&files[3], &[pr], 520, 480)?;
     Ok(files.to_vec())
 }
