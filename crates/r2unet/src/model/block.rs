@@ -2,9 +2,12 @@
 //! block type whose kind makes it U-Net, ResU-Net, RU-Net or R2U-Net.
 
 use burn::module::Module;
+use burn::module::Param;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::activation::relu;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::config::{BlockKind, BnMode};
@@ -63,7 +66,19 @@ impl Rcl {
 
     fn step(&self, x: Tensor<4>, k: usize) -> Tensor<4> {
         let norm = &self.norms[k.min(self.norms.len() - 1)];
-        relu(norm.forward(self.conv.forward(x)))
+        if x.device().is_autodiff() {
+            relu(norm.forward(self.conv.forward(x)))
+        } else {
+            // Inference: the norm folded into the convolution saves a pass over
+            // the activations (BENCHMARKS.md: inference step 8% faster).
+            let (weight, bias) = norm.fold(
+                self.conv.weight.val(),
+                self.conv.bias.as_ref().map(Param::val),
+            );
+            let [_, _, kh, kw] = weight.dims();
+            let options = ConvOptions::new([1, 1], [kh / 2, kw / 2], [1, 1], 1);
+            relu(conv2d(x, weight, Some(bias), options))
+        }
     }
 
     /// # Shapes
@@ -195,5 +210,37 @@ impl Block {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::RunningState;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn folded_inference_equals_conv_then_norm() {
+        let device = Device::flex();
+        let mut rcl = Rcl::new(4, 4, 2, 3, &device);
+        for norm in &mut rcl.norms {
+            let random = |lo, hi| Tensor::<1>::random([4], Distribution::Uniform(lo, hi), &device);
+            norm.weight = Param::from_tensor(random(0.5, 2.0));
+            norm.bias = Param::from_tensor(random(-1.0, 1.0));
+            norm.running_mean = RunningState::new(random(-0.5, 0.5));
+            norm.running_var = RunningState::new(random(0.1, 3.0));
+        }
+        let x = Tensor::<4>::random([2, 4, 8, 6], Distribution::Normal(0.0, 1.0), &device);
+        // The unfolded computation, step by step as the recurrence defines it.
+        let plain = |x: Tensor<4>, k: usize| relu(rcl.norms[k].forward(rcl.conv.forward(x)));
+        let mut expected = plain(x.clone(), 0);
+        for k in 1..=2 {
+            expected = plain(x.clone() + expected, k);
+        }
+        let got = rcl.forward(x);
+        let diff = (got - expected.clone()).abs().max().into_scalar::<f32>();
+        let scale = expected.abs().max().into_scalar::<f32>();
+        assert!(scale > 0.1, "a non-trivial output");
+        assert!(diff < 1e-5 * scale.max(1.0), "folded differs by {diff}");
     }
 }

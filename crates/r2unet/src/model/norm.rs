@@ -62,6 +62,20 @@ impl BatchNorm2d {
         }
     }
 
+    /// A convolution's `weight` and `bias` with this layer's inference mode folded in:
+    /// `bn(conv(x)) = conv'(x)` with `w' = w s`, `b' = (b - mean) s + beta` and
+    /// `s = gamma / sqrt(running_var + eps)` per output channel.
+    pub fn fold(&self, weight: Tensor<4>, bias: Option<Tensor<1>>) -> (Tensor<4>, Tensor<1>) {
+        let device = weight.device();
+        let [out, ..] = weight.dims();
+        let var = self.running_var.value().to_device(&device);
+        let scale = self.weight.val() / var.add_scalar(self.epsilon).sqrt();
+        let mean = self.running_mean.value().to_device(&device);
+        let bias = bias.unwrap_or_else(|| Tensor::zeros([out], &device));
+        let folded_bias = (bias - mean) * scale.clone() + self.bias.val();
+        (weight * scale.reshape([out, 1, 1, 1]), folded_bias)
+    }
+
     fn forward_train(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, _, h, w] = x.dims();
         let n = (b * h * w) as f64;
