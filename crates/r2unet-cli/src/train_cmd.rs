@@ -94,6 +94,11 @@ pub struct TrainArgs {
     /// Also checkpoint every this many minutes within an epoch (0: per epoch only).
     #[arg(long, default_value_t = 10.0)]
     checkpoint_minutes: f64,
+    /// Start from these weights instead of a random initialisation (fine-tuning, e.g.
+    /// the shipped DRIVE model on other fundus images); the model comes from the
+    /// file, so the model flags are ignored.
+    #[arg(long, value_name = "WEIGHTS")]
+    init: Option<PathBuf>,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
@@ -103,7 +108,10 @@ impl TrainArgs {
     fn config(&self) -> anyhow::Result<TrainConfig> {
         let source = self.data.source()?;
         let whole_image = source.as_ref().is_some_and(|(k, _)| !k.is_retina());
-        let mut model = self.model.config()?;
+        let mut model = match &self.init {
+            Some(weights) => r2unet::model::read_config(weights)?,
+            None => self.model.config()?,
+        };
         let patch_size = self
             .patch_size
             .or(self.model.size)
@@ -139,6 +147,7 @@ impl TrainArgs {
             augment: !self.no_augment,
             seed: self.seed,
             checkpoint_minutes: self.checkpoint_minutes,
+            init: self.init.clone(),
         })
     }
 }

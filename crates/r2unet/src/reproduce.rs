@@ -117,6 +117,7 @@ pub fn train_config(kind: DatasetKind, model: Architecture, data: &Path) -> Trai
         augment: true,
         seed: 0,
         checkpoint_minutes: 5.0,
+        init: None,
     }
 }
 

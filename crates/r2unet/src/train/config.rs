@@ -68,6 +68,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Also write the last checkpoint every this many minutes within an epoch (0: only per epoch).
     pub checkpoint_minutes: f64,
+    /// Start from these weights instead of a random initialisation (fine-tuning);
+    /// the file must fit `model`.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
 }
 
 impl TrainConfig {

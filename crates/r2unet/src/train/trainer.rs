@@ -29,7 +29,7 @@ use crate::data::augment::Augment;
 use crate::data::patches::{PatchBatch, PatchBatcher, PatchConfig, PatchDataset, sample_patches};
 use crate::error::{Error, Result};
 use crate::eval::{Confusion, RocAccumulator, ZeroDivision};
-use crate::model::UNet;
+use crate::model::{UNet, load_weights};
 
 /// What the loop reports to whoever drives it (the CLI prints it).
 #[derive(Debug, Clone)]
@@ -183,8 +183,14 @@ impl Trainer {
             let (model, optim) = self.dir.restore(&state, &self.device, fresh_optim)?;
             (model, optim, state)
         } else {
-            let mut model = model_config.init(&self.device);
-            model.reinitialize(c.seed);
+            let model = match &c.init {
+                Some(weights) => load_weights(&model_config, weights, &self.device)?,
+                None => {
+                    let mut model = model_config.init(&self.device);
+                    model.reinitialize(c.seed);
+                    model
+                }
+            };
             let state = RunState {
                 epoch: 0,
                 step_in_epoch: 0,

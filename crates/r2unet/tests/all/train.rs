@@ -127,6 +127,7 @@ fn tiny_config(epochs: usize) -> TrainConfig {
         augment: true,
         seed: 5,
         checkpoint_minutes: 0.0,
+        init: None,
     }
 }
 
@@ -421,4 +422,60 @@ fn whole_image_tasks_train_on_resized_rgb_images() {
         model.config.in_channels, 3,
         "RGB images make a 3-channel model"
     );
+}
+
+/// The convolution weights of a saved model, flattened in visiting order.
+fn conv_weights(path: &std::path::Path) -> Vec<f32> {
+    let model = load_model(path, &Device::flex()).unwrap();
+    model.enc[0].layers[0]
+        .conv
+        .weight
+        .val()
+        .into_data()
+        .try_into_vec()
+        .unwrap()
+}
+
+#[test]
+fn a_run_started_from_weights_continues_from_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (base, tuned, fresh) = (
+        tmp.path().join("base"),
+        tmp.path().join("tuned"),
+        tmp.path().join("fresh"),
+    );
+    run_to_end(tiny_config(1), &base, None);
+    let start = base.join("last.safetensors");
+    // A learning rate so small that Adam's steps vanish: the weights stay the start's.
+    let mut config = tiny_config(1);
+    config.lr = 1e-30;
+    config.seed = 9;
+    config.init = Some(start.clone());
+    run_to_end(config.clone(), &tuned, None);
+    let (w0, w1) = (
+        conv_weights(&start),
+        conv_weights(&tuned.join("last.safetensors")),
+    );
+    let moved = w0
+        .iter()
+        .zip(&w1)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(moved < 1e-12, "weights moved by {moved} from the start");
+    // The same run without `init` starts elsewhere (seed 9's random weights).
+    config.init = None;
+    run_to_end(config, &fresh, None);
+    let w2 = conv_weights(&fresh.join("last.safetensors"));
+    assert!(w0.iter().zip(&w2).any(|(a, b)| (a - b).abs() > 1e-3));
+    // Weights that do not fit the model are refused, naming the tensor.
+    let mut wide = tiny_config(1);
+    wide.model = wide.model.with_widths(vec![8, 16]);
+    wide.init = Some(start);
+    let stop = AtomicBool::new(false);
+    let err = Trainer::new(wide, RunDir(tmp.path().join("wide")), &Device::flex())
+        .unwrap()
+        .run(&stop, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("enc.0"), "{err}");
 }
