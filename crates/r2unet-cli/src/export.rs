@@ -41,6 +41,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         "best_val_auc": state.best_auc,
         "train_seconds": state.elapsed_s.round(),
         "seed": config.seed,
+        "init": config.init,
     });
     model.save_with(
         &args.out,
