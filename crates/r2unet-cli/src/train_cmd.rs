@@ -2,8 +2,8 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -173,13 +173,25 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `trainer` to the end with a progress bar (or log lines), Ctrl-C
-/// turned into a checkpoint and an error naming the resume command.
-pub fn train(trainer: Trainer, run_dir: &Path) -> anyhow::Result<RunState> {
+/// The flag Ctrl-C raises. The handler can be installed once per process, and
+/// `reproduce --train` trains several models in one, so it is shared.
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if let Some(stop) = STOP.get() {
+        return Ok(stop.clone());
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
+    Ok(STOP.get_or_init(|| stop).clone())
+}
+
+/// Runs `trainer` to the end with a progress bar (or log lines), Ctrl-C
+/// turned into a checkpoint and an error naming the resume command.
+pub fn train(trainer: Trainer, run_dir: &Path) -> anyhow::Result<RunState> {
+    let stop = stop_flag()?;
+    stop.store(false, Ordering::Relaxed);
 
     let batch = trainer.config().batch_size as f64;
     let mut last_log = Instant::now();
