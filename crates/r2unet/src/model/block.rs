@@ -1,8 +1,7 @@
 //! The building blocks: the recurrent convolutional layer (RCL) and the one
 //! block type whose kind makes it U-Net, ResU-Net, RU-Net or R2U-Net.
 
-use burn::module::Module;
-use burn::module::Param;
+use burn::module::{Module, Param};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::activation::relu;
@@ -70,7 +69,7 @@ impl Rcl {
             relu(norm.forward(self.conv.forward(x)))
         } else {
             // Inference: the norm folded into the convolution saves a pass over
-            // the activations (BENCHMARKS.md: inference step 8% faster).
+            // the activations (BENCHMARKS.md: inference step 11% faster).
             let (weight, bias) = norm.fold(
                 self.conv.weight.val(),
                 self.conv.bias.as_ref().map(Param::val),
