@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+    /// Data-parallel training step across these devices, as `train --devices`
+    /// (cpu,cpu: two replicas on the one CPU). Overrides --device.
+    #[arg(long, value_name = "LIST")]
+    devices: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -47,7 +51,11 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let config = args.model.config()?;
-    let device = args.device.device()?;
+    let devices = match &args.devices {
+        Some(list) => r2unet::device::parse_devices(list)?,
+        None => vec![args.device.device()?],
+    };
+    let device_name = args.devices.clone().unwrap_or(args.device.to_string());
     let bench_config = BenchConfig {
         mode: match args.mode {
             BenchModeArg::Train => BenchMode::Train,
@@ -59,7 +67,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         seed: args.seed,
     };
-    let r = bench(&config, &bench_config, &device)?;
+    let r = bench(&config, &bench_config, &devices)?;
     if args.json {
         let mut v = serde_json::to_value(&r)?;
         v["model"] = serde_json::json!(config.architecture.to_string());
@@ -67,7 +75,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         v["t"] = serde_json::json!(config.t);
         v["bn"] = serde_json::json!(config.bn.to_string());
         v["threads"] = serde_json::json!(rayon::current_num_threads());
-        v["device"] = serde_json::json!(args.device.to_string());
+        v["device"] = serde_json::json!(device_name);
         println!("{v}");
         return Ok(());
     }
@@ -81,7 +89,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         r.batch,
         r.size,
         r.size,
-        args.device,
+        device_name,
         rayon::current_num_threads(),
         r.median_ms,
         r.min_ms,

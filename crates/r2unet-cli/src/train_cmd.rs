@@ -102,6 +102,11 @@ pub struct TrainArgs {
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+    /// Data-parallel training: split every batch across these devices, comma-separated
+    /// NAME or NAME:INDEX (cuda:0,cuda:1 or vulkan:0,vulkan:1; cpu,cpu runs two replicas
+    /// on the one CPU). Overrides --device. Batch norm then sees per-device statistics.
+    #[arg(long, value_name = "LIST")]
+    devices: Option<String>,
 }
 
 impl TrainArgs {
@@ -153,12 +158,16 @@ impl TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let device = args.device.device()?;
+    let devices = match &args.devices {
+        Some(list) => r2unet::device::parse_devices(list)?,
+        None => vec![args.device.device()?],
+    };
     let trainer = match (&args.resume, &args.out) {
-        (Some(dir), _) => Trainer::resume(RunDir(dir.clone()), &device)?,
-        (None, Some(dir)) => Trainer::new(args.config()?, RunDir(dir.clone()), &device)?,
+        (Some(dir), _) => Trainer::resume(RunDir(dir.clone()), &devices[0])?,
+        (None, Some(dir)) => Trainer::new(args.config()?, RunDir(dir.clone()), &devices[0])?,
         (None, None) => anyhow::bail!("give --out RUN_DIR for a new run, or --resume RUN_DIR"),
     };
+    let trainer = trainer.on_devices(&devices)?;
     let run_dir = args.resume.clone().or(args.out.clone()).unwrap_or_default();
     let state = train(trainer, &run_dir)?;
     let best = state

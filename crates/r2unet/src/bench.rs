@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::model::{UNetConfig, conv_flops};
 use crate::train::loss::bce_with_logits;
+use crate::train::parallel::{shard_ranges, sharded_gradients};
 
 /// Training step or inference step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,15 +80,23 @@ pub fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-/// Times `config` on `device` (autodiff is added for training).
+/// Times `config` on `devices` (autodiff is added for training). With several
+/// devices a training step is data-parallel ([`crate::train::parallel`]): the
+/// batch is split into one shard per device; inference uses the first device.
 ///
 /// # Errors
 ///
-/// [`Error::Invalid`] for zero steps or batch, or a size that is not a
-/// multiple of the model's `2^(depth-1)`.
-pub fn bench(model: &UNetConfig, config: &BenchConfig, device: &Device) -> Result<BenchResult> {
+/// [`Error::Invalid`] for zero steps or batch, no devices or more than the
+/// batch, or a size that is not a multiple of the model's `2^(depth-1)`.
+pub fn bench(model: &UNetConfig, config: &BenchConfig, devices: &[Device]) -> Result<BenchResult> {
     if config.steps == 0 || config.batch == 0 {
         return Err(Error::invalid("bench", "steps and batch must be positive"));
+    }
+    if devices.is_empty() || devices.len() > config.batch {
+        return Err(Error::invalid(
+            "bench",
+            format!("{} devices for a batch of {}", devices.len(), config.batch),
+        ));
     }
     let m = model.size_multiple();
     if config.size == 0 || !config.size.is_multiple_of(m) {
@@ -98,10 +107,14 @@ pub fn bench(model: &UNetConfig, config: &BenchConfig, device: &Device) -> Resul
     }
     let (b, s) = (config.batch, config.size);
     let shape = [b, model.in_channels, s, s];
-    let device = match config.mode {
-        BenchMode::Train => device.clone().autodiff(),
-        BenchMode::Infer => device.clone(),
-    };
+    let devices: Vec<Device> = devices
+        .iter()
+        .map(|d| match config.mode {
+            BenchMode::Train => d.clone().autodiff(),
+            BenchMode::Infer => d.clone(),
+        })
+        .collect();
+    let device = devices[0].clone();
     let mut net = model.init(&device);
     net.reinitialize(config.seed);
     // Inputs from a seeded generator so both modes see the same data.
@@ -124,10 +137,25 @@ pub fn bench(model: &UNetConfig, config: &BenchConfig, device: &Device) -> Resul
             let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
             for i in 0..config.warmup + config.steps {
                 let t0 = Instant::now();
-                let loss = bce_with_logits(net.forward(x.clone()), y.clone(), None);
-                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                let grads = if devices.len() == 1 {
+                    let loss = bce_with_logits(net.forward(x.clone()), y.clone(), None);
+                    let _ = loss.clone().into_scalar::<f32>();
+                    GradientsParams::from_grads(loss.backward(), &net)
+                } else {
+                    let shards = shard_ranges(b, devices.len())
+                        .into_iter()
+                        .map(|r| {
+                            let w = r.len() as f64 / b as f64;
+                            ((x.clone().slice(r.clone()), y.clone().slice(r)), w)
+                        })
+                        .collect();
+                    sharded_gradients(&net, &devices, shards, |replica, (x, y), d| {
+                        let (x, y) = (x.to_device(d), y.to_device(d));
+                        bce_with_logits(replica.forward(x), y, None)
+                    })?
+                    .1
+                };
                 net = optim.step(1e-3, net, grads);
-                let _ = loss.into_scalar::<f32>();
                 if i >= config.warmup {
                     times.push(t0.elapsed().as_secs_f64());
                 }
@@ -183,7 +211,10 @@ mod tests {
                 warmup: 1,
                 seed: 0,
             };
-            let r = bench(&model, &config, &Device::flex()).unwrap();
+            let r = bench(&model, &config, &[Device::flex()]).unwrap();
+            // Two replicas on the one CPU device, data-parallel.
+            let two = bench(&model, &config, &[Device::flex(), Device::flex()]).unwrap();
+            assert!(two.min_ms > 0.0, "{two:?}");
             assert!(r.min_ms <= r.median_ms && r.min_ms > 0.0, "{r:?}");
             let pps = 2.0 / (r.median_ms / 1000.0);
             assert!((r.patches_per_s - pps).abs() / pps < 0.02, "{r:?}");
@@ -197,7 +228,16 @@ mod tests {
             warmup: 0,
             seed: 0,
         };
-        assert!(bench(&model, &bad, &Device::flex()).is_err());
+        assert!(bench(&model, &bad, &[Device::flex()]).is_err());
+        let small = BenchConfig {
+            mode: BenchMode::Train,
+            batch: 1,
+            size: 16,
+            steps: 1,
+            warmup: 0,
+            seed: 0,
+        };
+        assert!(bench(&model, &small, &[Device::flex(), Device::flex()]).is_err());
         assert!(peak_rss_mib().is_none_or(|m| m > 0));
     }
 }

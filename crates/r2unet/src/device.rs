@@ -68,17 +68,81 @@ impl DeviceChoice {
         Ok(self.make())
     }
 
+    /// The Burn device of the `index`-th GPU of this kind (Vulkan/wgpu count
+    /// discrete GPUs, CUDA its device ordinals); the CPU has one device.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::device`].
+    pub fn device_at(self, index: usize) -> Result<Device> {
+        self.device()?;
+        Ok(self.make_at(Some(index)))
+    }
+
     fn make(self) -> Device {
+        self.make_at(None)
+    }
+
+    #[allow(unused_variables)] // `index` is unused in a CPU-only build.
+    fn make_at(self, index: Option<usize>) -> Device {
+        #[cfg(any(feature = "vulkan", feature = "wgpu"))]
+        let kind = index.map_or(burn::tensor::DeviceKind::DefaultDevice, |i| {
+            burn::tensor::DeviceKind::DiscreteGpu(i)
+        });
         match self {
             #[cfg(feature = "vulkan")]
-            DeviceChoice::Vulkan => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
+            DeviceChoice::Vulkan => Device::vulkan(kind),
             #[cfg(feature = "wgpu")]
-            DeviceChoice::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            DeviceChoice::Wgpu => Device::wgpu(kind),
             #[cfg(feature = "cuda")]
-            DeviceChoice::Cuda => Device::cuda(0),
+            DeviceChoice::Cuda => Device::cuda(index.unwrap_or(0)),
             _ => Device::flex(),
         }
     }
+}
+
+/// The devices of a `--devices` list: comma-separated `NAME` or `NAME:INDEX`,
+/// e.g. `cuda:0,cuda:1`, `vulkan:0,vulkan:1`, or `cpu,cpu` (two replicas
+/// sharing the one CPU device).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] naming the entry for an empty list, an unknown name, a
+/// bad index or an index on `cpu`; [`Error::Device`] for a device not compiled in.
+pub fn parse_devices(list: &str) -> Result<Vec<Device>> {
+    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+    if entries.iter().any(|e| e.is_empty()) {
+        return Err(Error::invalid(
+            "devices",
+            format!("`{list}`; expected a comma-separated list such as cpu,cpu or cuda:0,cuda:1"),
+        ));
+    }
+    entries
+        .into_iter()
+        .map(|entry| {
+            let (name, index) = match entry.split_once(':') {
+                None => (entry, None),
+                Some((name, index)) => {
+                    let index = index.parse::<usize>().map_err(|_| {
+                        Error::invalid(
+                            "devices",
+                            format!("`{entry}`: the index after `:` must be a number"),
+                        )
+                    })?;
+                    (name, Some(index))
+                }
+            };
+            let choice: DeviceChoice = name.parse()?;
+            match (choice, index) {
+                (DeviceChoice::Cpu, Some(_)) => Err(Error::invalid(
+                    "devices",
+                    format!("`{entry}`: the CPU is one device; repeat `cpu` for several replicas"),
+                )),
+                (_, None) => choice.device(),
+                (_, Some(i)) => choice.device_at(i),
+            }
+        })
+        .collect()
 }
 
 impl fmt::Display for DeviceChoice {
@@ -99,5 +163,30 @@ impl FromStr for DeviceChoice {
                     format!("`{s}`; expected one of cpu, vulkan, wgpu, cuda"),
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_lists_parse_and_bad_entries_are_named() {
+        assert_eq!(parse_devices("cpu").unwrap().len(), 1);
+        assert_eq!(parse_devices("cpu, cpu").unwrap().len(), 2);
+        for (bad, named) in [
+            ("", "comma-separated"),
+            ("cpu,", "comma-separated"),
+            ("tpu", "`tpu`"),
+            ("cpu:1", "`cpu:1`"),
+            ("cuda:x", "`cuda:x`"),
+        ] {
+            let err = parse_devices(bad).unwrap_err().to_string();
+            assert!(err.contains(named), "{bad}: {err}");
+        }
+        if !DeviceChoice::Cuda.compiled() {
+            let err = parse_devices("cpu,cuda:1").unwrap_err().to_string();
+            assert!(err.contains("--features cuda"), "{err}");
+        }
     }
 }

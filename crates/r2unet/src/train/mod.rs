@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod loss;
+pub mod parallel;
 pub mod prepare;
 pub mod trainer;
 

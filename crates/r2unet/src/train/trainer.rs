@@ -24,6 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use super::checkpoint::{EpochRecord, RunDir, RunState};
 use super::config::{LossKind, Schedule, TrainConfig};
 use super::loss::{bce_with_logits, dice_with_logits};
+use super::parallel::{shard_ranges, sharded_gradients};
 use super::prepare::{Preprocess, prepare, training_samples};
 use crate::data::augment::Augment;
 use crate::data::patches::{PatchBatch, PatchBatcher, PatchConfig, PatchDataset, sample_patches};
@@ -76,6 +77,9 @@ pub struct Trainer {
     config: TrainConfig,
     dir: RunDir,
     device: Device,
+    /// Data-parallel replicas' devices (autodiff), the main device first; one
+    /// entry when training on one device.
+    devices: Vec<Device>,
     resume: bool,
 }
 
@@ -102,6 +106,7 @@ impl Trainer {
             config,
             dir,
             device: device.clone().autodiff(),
+            devices: vec![device.clone().autodiff()],
             resume: false,
         })
     }
@@ -128,6 +133,7 @@ impl Trainer {
             config,
             dir,
             device: device.clone().autodiff(),
+            devices: vec![device.clone().autodiff()],
             resume,
         })
     }
@@ -135,6 +141,62 @@ impl Trainer {
     /// The run's config.
     pub fn config(&self) -> &TrainConfig {
         &self.config
+    }
+
+    /// Trains data-parallel on `devices` (the first holds the model and the
+    /// optimizer): every batch is split into one shard per device, see
+    /// [`super::parallel`]. A device may be named more than once. One device
+    /// is the plain loop; a resumed run continues exactly only on the devices
+    /// it started with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for an empty list or more devices than the batch size.
+    pub fn on_devices(mut self, devices: &[Device]) -> Result<Self> {
+        if devices.is_empty() || devices.len() > self.config.batch_size {
+            return Err(Error::invalid(
+                "devices",
+                format!(
+                    "{} devices for batches of {}; expected 1 to {} devices",
+                    devices.len(),
+                    self.config.batch_size,
+                    self.config.batch_size
+                ),
+            ));
+        }
+        self.devices = devices.iter().map(|d| d.clone().autodiff()).collect();
+        self.device = self.devices[0].clone();
+        Ok(self)
+    }
+
+    /// The batch loss and its gradients for the main model, on one device or
+    /// split across [`Self::on_devices`].
+    fn gradients(
+        &self,
+        model: &UNet,
+        items: Vec<crate::data::patches::PatchItem>,
+        batcher: &PatchBatcher,
+    ) -> Result<(f64, GradientsParams)> {
+        let c = &self.config;
+        if self.devices.len() == 1 {
+            let batch = batcher.batch(items, &self.device);
+            let loss = loss_of(c, model.forward(batch.images), batch.labels);
+            let value = f64::from(loss.clone().into_scalar::<f32>());
+            return Ok((value, GradientsParams::from_grads(loss.backward(), model)));
+        }
+        let n = items.len();
+        let mut rest = items.into_iter();
+        let shards = shard_ranges(n, self.devices.len())
+            .into_iter()
+            .map(|r| {
+                let shard: Vec<_> = rest.by_ref().take(r.len()).collect();
+                (shard, r.len() as f64 / n as f64)
+            })
+            .collect();
+        sharded_gradients(model, &self.devices, shards, |replica, shard, device| {
+            let batch = batcher.batch(shard, device);
+            loss_of(c, replica.forward(batch.images), batch.labels)
+        })
     }
 
     /// Trains until done or until `stop` is raised, reporting through `on_event`.
@@ -231,10 +293,8 @@ impl Trainer {
                     .map(|&i| epoch_set.get(i))
                     .collect::<std::result::Result<Vec<_>, _>>()
                     .map_err(|e| Error::invalid("patch", e.to_string()))?;
-                let batch = batcher.batch(items, &self.device);
                 let lr = learning_rate(c, state.steps, total_steps);
-                let loss = loss_of(c, model.forward(batch.images), batch.labels);
-                let value = f64::from(loss.clone().into_scalar::<f32>());
+                let (value, grads) = self.gradients(&model, items, &batcher)?;
                 if !value.is_finite() {
                     return Err(Error::invalid(
                         "training",
@@ -245,7 +305,6 @@ impl Trainer {
                         ),
                     ));
                 }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(lr, model, grads);
                 state.steps += 1;
                 state.step_in_epoch = step + 1;

@@ -479,3 +479,74 @@ fn a_run_started_from_weights_continues_from_them() {
         .to_string();
     assert!(err.contains("enc.0"), "{err}");
 }
+
+#[test]
+fn data_parallel_training_on_two_cpu_replicas_learns_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let two = [Device::flex(), Device::flex()];
+    let run = |dir: &std::path::Path, resume: bool, stop_at: Option<(usize, usize)>| {
+        let stop = AtomicBool::new(false);
+        let trainer = if resume {
+            Trainer::resume(RunDir(dir.to_path_buf()), &Device::flex())
+        } else {
+            Trainer::new(tiny_config(3), RunDir(dir.to_path_buf()), &Device::flex())
+        };
+        trainer
+            .unwrap()
+            .on_devices(&two)
+            .unwrap()
+            .run(&stop, &mut |e| {
+                if let (Event::Step { epoch, step, .. }, Some(at)) = (e, stop_at)
+                    && (epoch, step) == at
+                {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            })
+            .unwrap()
+    };
+    let dir = tmp.path().join("dp");
+    let Outcome::Finished(state) = run(&dir, false, None) else {
+        panic!("not finished")
+    };
+    let losses: Vec<f64> = state.history.iter().map(|r| r.train_loss).collect();
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(losses[2] < losses[0], "the loss did not fall: {losses:?}");
+    assert!(
+        state.best_auc.is_some_and(|a| a > 0.5),
+        "{:?}",
+        state.best_auc
+    );
+    // Stopped mid-epoch and resumed on the same devices, it ends where the straight run did.
+    let broken = tmp.path().join("broken");
+    assert!(matches!(
+        run(&broken, false, Some((2, 2))),
+        Outcome::Interrupted(_)
+    ));
+    let Outcome::Finished(resumed) = run(&broken, true, None) else {
+        panic!("not finished")
+    };
+    assert_eq!(resumed.steps, state.steps);
+    let (a, b) = (
+        conv_weights(&dir.join("last.safetensors")),
+        conv_weights(&broken.join("last.safetensors")),
+    );
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 1e-5, "resumed weights differ by {diff}");
+    // More replicas than patches per batch are refused.
+    let nine = vec![Device::flex(); 9];
+    let err = Trainer::new(
+        tiny_config(1),
+        RunDir(tmp.path().join("nine")),
+        &Device::flex(),
+    )
+    .unwrap()
+    .on_devices(&nine)
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("9 devices for batches of 8"), "{err}");
+}
