@@ -57,6 +57,9 @@ pub struct EvalArgs {
     /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Images segmented at once, each in its own thread (1: one at a time, least memory).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    concurrent_images: u64,
     /// Report folder: report.json, report.md, roc.png, pr.png, images/.
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -260,6 +263,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         tuned,
         resamples: args.bootstrap,
         seed: args.seed,
+        concurrent_images: args.concurrent_images as usize,
     };
     let out = args.out.as_deref().map(|dir| ReportOut {
         dir,

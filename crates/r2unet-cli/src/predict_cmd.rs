@@ -49,6 +49,9 @@ pub struct PredictArgs {
     /// Refuse images whose header claims more pixels than this (checked before decoding).
     #[arg(long, default_value_t = ReadLimits::default().max_pixels)]
     max_pixels: u64,
+    /// Images segmented at once, each in its own thread (1: one at a time, least memory).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    concurrent_images: u64,
     #[command(flatten)]
     infer: InferArgs,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
@@ -119,6 +122,7 @@ fn fit_channels(image: Image, preprocess: &Preprocess, channels: usize) -> Resul
 }
 
 /// Everything `predict` needs to segment one file.
+#[derive(Clone)]
 struct Segmenter<'a> {
     model: UNet,
     preprocess: Preprocess,
@@ -129,6 +133,7 @@ struct Segmenter<'a> {
     device: &'a r2unet::device::Device,
 }
 
+#[derive(Clone)]
 enum FovArg {
     Auto,
     None,
@@ -251,10 +256,12 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let files = expand(&args.inputs);
     let total = files.len();
     let mut used = std::collections::BTreeSet::new();
-    let mut failed = 0;
-    for file in files {
-        let started = Instant::now();
-        let result = file.and_then(|path| {
+    // Output names first, in input order, so a clash is reported the same way
+    // however the images are scheduled.
+    let jobs: Vec<Result<(PathBuf, Outputs)>> = files
+        .into_iter()
+        .map(|file| {
+            let path = file?;
             let stem = file_stem_of(&path);
             if !used.insert(stem.clone()) {
                 return Err(Error::invalid(
@@ -268,20 +275,43 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
                 mask: at("mask"),
                 overlay: at("overlay"),
             };
-            let fraction = segmenter.segment(&path, &outputs)?;
-            Ok((path, outputs, fraction))
+            Ok((path, outputs))
+        })
+        .collect();
+    let mut failed = 0;
+    for group in jobs.chunks(args.concurrent_images as usize) {
+        let started = Instant::now();
+        // One thread per image of the group, each with its own copy of the model.
+        let results: Vec<Option<Result<f64>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = group
+                .iter()
+                .map(|job| {
+                    let segmenter = segmenter.clone();
+                    scope.spawn(move || {
+                        let (path, outputs) = job.as_ref().ok()?;
+                        Some(segmenter.segment(path, outputs))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
         });
-        match result {
-            Ok((path, outputs, fraction)) => println!(
-                "{} -> {} ({:.1}% foreground, {:.2} s)",
-                path.display(),
-                outputs.overlay.display(),
-                fraction * 100.0,
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {e}; skipped");
+        for (job, result) in group.iter().zip(results) {
+            match (job, result.as_ref()) {
+                (Ok((path, outputs)), Some(Ok(fraction))) => println!(
+                    "{} -> {} ({:.1}% foreground, {:.2} s)",
+                    path.display(),
+                    outputs.overlay.display(),
+                    fraction * 100.0,
+                    started.elapsed().as_secs_f64()
+                ),
+                (Err(e), _) | (_, Some(Err(e))) => {
+                    failed += 1;
+                    eprintln!("error: {e}; skipped");
+                }
+                (Ok(_), None) => unreachable!("every readable input is segmented"),
             }
         }
     }

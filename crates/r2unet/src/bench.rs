@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::model::{UNetConfig, conv_flops};
 use crate::train::loss::bce_with_logits;
-use crate::train::parallel::{shard_ranges, sharded_gradients};
+use crate::train::parallel::{shard_ranges, sharded_forward, sharded_gradients};
 
 /// Training step or inference step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,7 +82,7 @@ pub fn peak_rss_mib() -> Option<u64> {
 
 /// Times `config` on `devices` (autodiff is added for training). With several
 /// devices a training step is data-parallel ([`crate::train::parallel`]): the
-/// batch is split into one shard per device; inference uses the first device.
+/// batch is split into one shard per device, and so is an inference batch.
 ///
 /// # Errors
 ///
@@ -164,7 +164,8 @@ pub fn bench(model: &UNetConfig, config: &BenchConfig, devices: &[Device]) -> Re
         BenchMode::Infer => {
             for i in 0..config.warmup + config.steps {
                 let t0 = Instant::now();
-                let _ = sigmoid(net.forward(x.clone())).mean().into_scalar::<f32>();
+                let logits = sharded_forward(&net, &devices, x.clone());
+                let _ = sigmoid(logits).mean().into_scalar::<f32>();
                 if i >= config.warmup {
                     times.push(t0.elapsed().as_secs_f64());
                 }

@@ -109,6 +109,37 @@ where
     Ok((total, accumulator.grads()))
 }
 
+/// An inference forward of `x` split along the batch across `devices`, each
+/// shard on a copy of `model` moved to its device, in its own thread; the
+/// logits come back concatenated on `devices[0]`, in order.
+///
+/// # Panics
+///
+/// When a worker panics (a backend failure), as a one-device forward would.
+pub fn sharded_forward(model: &UNet, devices: &[Device], x: Tensor<4>) -> Tensor<4> {
+    let [b, ..] = x.dims();
+    let ranges = shard_ranges(b, devices.len());
+    if ranges.len() <= 1 {
+        return model.forward(x);
+    }
+    let main = &devices[0];
+    let outputs: Vec<Tensor<4>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .into_iter()
+            .zip(devices)
+            .map(|(r, device)| {
+                let (replica, shard) = (model.clone().to_device(device), x.clone().slice(r));
+                scope.spawn(move || replica.forward(shard.to_device(device)).to_device(main))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    Tensor::cat(outputs, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +228,28 @@ mod tests {
                 assert!((u - v).abs() / scale < 1e-4, "param {id}: {u} vs {v}");
             }
         }
+    }
+
+    #[test]
+    fn a_sharded_forward_equals_the_whole_batch_forward() {
+        let device = Device::flex();
+        let model = Preset::Retina
+            .config(Architecture::R2unet)
+            .with_widths(vec![4, 8])
+            .init(&device);
+        let x = Tensor::<4>::random([3, 1, 8, 8], Distribution::Default, &device);
+        let one: Vec<f32> = model.forward(x.clone()).into_data().try_into_vec().unwrap();
+        let two: Vec<f32> = sharded_forward(&model, &[device.clone(), device.clone()], x)
+            .into_data()
+            .try_into_vec()
+            .unwrap();
+        assert_eq!(one.len(), two.len());
+        let diff = one
+            .iter()
+            .zip(&two)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 1e-5, "{diff}");
     }
 
     #[test]
