@@ -9,8 +9,10 @@ use r2unet::atomic::write_atomic;
 use r2unet::data::{DatasetKind, LoadOptions, Split};
 use r2unet::device::DeviceChoice;
 use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
+use r2unet::eval::report::{PICTURES, file_stem};
 use r2unet::infer::Inference;
 use r2unet::model::{Architecture, read_metadata};
+use r2unet::render::thumbnail_png;
 use r2unet::reproduce::{PaperRow, dataset_dir, goal, paper, train_config};
 use r2unet::train::{RunDir, Trainer};
 use serde::Serialize;
@@ -81,6 +83,11 @@ struct Row {
     goal_f1: Option<f64>,
     goal_auc: Option<f64>,
     train: Option<serde_json::Value>,
+    /// The example overlay of this row on the examples page, relative to the output folder.
+    example: Option<String>,
+    /// Per-image F1 at the fixed threshold, for choosing the example image.
+    #[serde(skip)]
+    per_image: Vec<(String, f64)>,
 }
 
 /// How each dataset is evaluated, for the table's protocol column.
@@ -208,6 +215,13 @@ fn run_one(
         goal_f1: goal.map(|g| g.0),
         goal_auc: goal.and_then(|g| g.1),
         train: train_info,
+        example: None,
+        per_image: report
+            .fixed
+            .per_image
+            .iter()
+            .map(|m| (m.id.clone(), m.metrics.f1))
+            .collect(),
     })
 }
 
@@ -253,6 +267,68 @@ fn markdown(rows: &[Row]) -> String {
     out
 }
 
+/// Longer side of the example overlays, in pixels (small enough to commit).
+const EXAMPLE_SIDE: u32 = 360;
+
+/// The median image (by F1 at the fixed threshold) of `per_image`.
+fn median_image(per_image: &[(String, f64)]) -> Option<&str> {
+    let mut sorted: Vec<&(String, f64)> = per_image.iter().collect();
+    sorted.sort_by(|a, b| a.1.total_cmp(&b.1));
+    sorted.get(sorted.len() / 2).map(|(id, _)| id.as_str())
+}
+
+/// `OUT/examples.md`: for each dataset one test image, the median one by F1
+/// under the dataset's first model, segmented by every model of the table
+/// (error overlays scaled down into `OUT/examples/`), so the models can be
+/// compared on the same picture. Rows whose overlay is missing are left out.
+fn write_examples(out: &Path, rows: &mut [Row]) -> anyhow::Result<PathBuf> {
+    let dir = out.join("examples");
+    std::fs::create_dir_all(&dir)?;
+    let mut page = String::from(
+        "# Example segmentations\n\nOne test image per dataset (the median by F1 under the \
+         first model listed), segmented by each model at threshold 0.5. Green: true \
+         positives; red: false positives; blue: false negatives; darkened: outside the FOV. \
+         Written by `r2unet reproduce`; full-size overlays of every test image are in the \
+         report folder of each row.\n",
+    );
+    let mut chosen: Vec<(String, String)> = Vec::new();
+    for row in rows.iter_mut() {
+        let id = match chosen.iter().find(|(d, _)| *d == row.dataset) {
+            Some((_, id)) => id.clone(),
+            None => {
+                let Some(id) = median_image(&row.per_image) else {
+                    continue;
+                };
+                chosen.push((row.dataset.clone(), id.to_string()));
+                let _ = write!(page, "\n## {} — test image {id}\n\n", row.dataset);
+                id.to_string()
+            }
+        };
+        let name = format!("{}-{}", row.dataset, row.model);
+        let overlay = out
+            .join(&name)
+            .join(PICTURES)
+            .join(format!("{}_overlay.png", file_stem(&id)));
+        let Ok(png) = std::fs::read(&overlay) else {
+            continue;
+        };
+        let file = format!("examples/{name}.png");
+        write_atomic(&out.join(&file), &thumbnail_png(&png, EXAMPLE_SIDE)?)?;
+        let f1 = row
+            .per_image
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map_or(String::new(), |(_, f1)| {
+                format!(", F1 {f1:.4} on this image")
+            });
+        let _ = write!(page, "**{}**{f1}\n\n![{name}]({file})\n\n", row.model);
+        row.example = Some(file);
+    }
+    let path = out.join("examples.md");
+    write_atomic(&path, page.as_bytes())?;
+    Ok(path)
+}
+
 /// "; trained 10 epochs, 108,160 patches, 2,517 s, best validation AUC 0.9759"
 /// from a run's or an exported model's provenance (fields missing are left out).
 fn training_note(train: &serde_json::Value) -> String {
@@ -290,22 +366,6 @@ fn training_note(train: &serde_json::Value) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::training_note;
-
-    #[test]
-    fn training_notes_read_provenance() {
-        let v = serde_json::json!({"epochs": 10, "patches_seen": 108160, "train_seconds": 2517.0,
-            "best_val_auc": 0.975903, "init": null});
-        assert_eq!(
-            training_note(&v),
-            "; trained 10 epochs, 108,160 patches seen, 2,517 s, best validation AUC 0.9759"
-        );
-        assert_eq!(training_note(&serde_json::json!({})), "");
-    }
-}
-
 pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
     std::fs::create_dir_all(&args.out)?;
@@ -337,6 +397,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let examples = write_examples(&args.out, &mut rows)?;
     let table = markdown(&rows);
     write_atomic(
         &args.out.join("results.json"),
@@ -348,10 +409,34 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         println!("skipped {s}");
     }
     println!(
-        "written: {} and {}",
+        "written: {}, {} and {}",
         args.out.join("results.json").display(),
-        args.out.join("results.md").display()
+        args.out.join("results.md").display(),
+        examples.display()
     );
     anyhow::ensure!(!rows.is_empty(), "no row could be produced");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{median_image, training_note};
+
+    #[test]
+    fn the_example_is_the_median_image() {
+        let per_image = [("a".to_string(), 0.9), ("b".into(), 0.5), ("c".into(), 0.7)];
+        assert_eq!(median_image(&per_image), Some("c"));
+        assert_eq!(median_image(&[]), None);
+    }
+
+    #[test]
+    fn training_notes_read_provenance() {
+        let v = serde_json::json!({"epochs": 10, "patches_seen": 108160, "train_seconds": 2517.0,
+            "best_val_auc": 0.975903, "init": null});
+        assert_eq!(
+            training_note(&v),
+            "; trained 10 epochs, 108,160 patches seen, 2,517 s, best validation AUC 0.9759"
+        );
+        assert_eq!(training_note(&serde_json::json!({})), "");
+    }
 }

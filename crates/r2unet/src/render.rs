@@ -134,6 +134,35 @@ pub fn error_overlay(image: &Image, predicted: &[u8], label: &[u8], fov: &[u8]) 
     out
 }
 
+/// A PNG picture (as [`rgb_png`] writes) scaled down so that its longer side
+/// is at most `max_side` (kept as is when already smaller), as PNG bytes;
+/// for example pages that should stay small in the repository.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] if `png` does not decode, or encoding fails.
+pub fn thumbnail_png(png: &[u8], max_side: u32) -> Result<Vec<u8>> {
+    let picture = image::load_from_memory_with_format(png, ImageFormat::Png)
+        .map_err(|e| Error::invalid("PNG decoding", e.to_string()))?
+        .to_rgb8();
+    let (w, h) = picture.dimensions();
+    let longer = w.max(h);
+    if longer <= max_side || max_side == 0 {
+        return encode(&picture);
+    }
+    let scale = f64::from(max_side) / f64::from(longer);
+    let (nw, nh) = (
+        ((f64::from(w) * scale).round() as u32).max(1),
+        ((f64::from(h) * scale).round() as u32).max(1),
+    );
+    encode(&image::imageops::resize(
+        &picture,
+        nw,
+        nh,
+        image::imageops::FilterType::Triangle,
+    ))
+}
+
 /// An RGB picture as PNG bytes.
 ///
 /// # Errors
@@ -175,5 +204,19 @@ mod tests {
         let out = mask_overlay(&Image::filled(2, 1, 3, 1.0), &[1, 0], None);
         assert_eq!(out.get_pixel(1, 0).0, [204; 3]);
         assert_ne!(out.get_pixel(0, 0).0, [204; 3]);
+    }
+
+    #[test]
+    fn thumbnails_keep_the_aspect_and_never_enlarge() {
+        let picture = RgbImage::from_pixel(600, 300, Rgb([10, 200, 30]));
+        let png = rgb_png(&picture).unwrap();
+        let small = image::load_from_memory(&thumbnail_png(&png, 200).unwrap())
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(small.dimensions(), (200, 100));
+        assert_eq!(small.get_pixel(50, 50).0, [10, 200, 30]);
+        let same = image::load_from_memory(&thumbnail_png(&png, 1000).unwrap()).unwrap();
+        assert_eq!((same.width(), same.height()), (600, 300));
+        assert!(thumbnail_png(b"not a png", 100).is_err());
     }
 }
