@@ -13,7 +13,9 @@
 #   BIN=path/to/r2unet TEST_BIN=path/to/all-<hash> scripts/gpu-check.sh
 # (the test program reads its fixtures from the path it was built in).
 # SKIP_PARITY=1 and SKIP_TRAIN=1 leave out the parity tests and the DRIVE run;
-# BENCH_DEVICES=vulkan benches the GPU alone.
+# BENCH_DEVICES=vulkan benches the GPU alone. FEATURE=wgpu DEVICE=wgpu takes
+# cubecl's WGSL path, whose buffers all go through wgpu's allocator (the
+# Vulkan feature's SPIR-V path failed on an H100; BENCHMARKS.md, GPU).
 # Every GPU command runs under `timeout`: when cubecl's device thread panics
 # (see BENCHMARKS.md, GPU) the caller waits forever.
 set -euo pipefail
@@ -29,6 +31,16 @@ t0=$(date +%s)
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | \
   python3 -c "import sys,json; print(json.dumps({'step':'gpu','nvidia_smi':sys.stdin.read().strip()}))" || true
+
+# Diagnostics for the Vulkan failure seen on an H100 (BENCHMARKS.md, GPU): the
+# memory types the driver offers (cubecl's SPIR-V path allocates uniforms with
+# raw vkAllocateMemory on the first DEVICE_LOCAL type, with device addresses),
+# and kernel messages. Skipped where the tools are missing.
+if command -v vulkaninfo >/dev/null; then
+  timeout 20 vulkaninfo 2>/dev/null | sed -n '/VkPhysicalDeviceMemoryProperties/,/^VkPhysicalDeviceFeatures/p' \
+    | grep -E 'memoryHeaps|memoryTypes|size|propertyFlags|heapIndex|MEMORY_' | head -60 >/tmp/gpu-memory-types.txt || true
+  python3 -c "import json; print(json.dumps({'step':'vulkan-memory-types','lines':open('/tmp/gpu-memory-types.txt').read().splitlines()}))" || true
+fi
 
 if [ -z "$BIN" ]; then
   cargo build --release -q -p r2unet-cli --features "$FEATURE"
