@@ -3,6 +3,10 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use burn::tensor::Tensor;
 
 pub use burn::tensor::Device;
 
@@ -65,7 +69,11 @@ impl DeviceChoice {
                 self.name()
             )));
         }
-        Ok(self.make())
+        let device = self.make();
+        if self != DeviceChoice::Cpu {
+            probe(&device, self.name(), PROBE_TIMEOUT)?;
+        }
+        Ok(device)
     }
 
     /// The Burn device of the `index`-th GPU of this kind (Vulkan/wgpu count
@@ -75,8 +83,12 @@ impl DeviceChoice {
     ///
     /// As [`Self::device`].
     pub fn device_at(self, index: usize) -> Result<Device> {
-        self.device()?;
-        Ok(self.make_at(Some(index)))
+        if !self.compiled() || self == DeviceChoice::Cpu {
+            return self.device();
+        }
+        let device = self.make_at(Some(index));
+        probe(&device, &format!("{}:{index}", self.name()), PROBE_TIMEOUT)?;
+        Ok(device)
     }
 
     fn make(self) -> Device {
@@ -99,6 +111,55 @@ impl DeviceChoice {
             _ => Device::flex(),
         }
     }
+}
+
+/// How long a GPU may take to answer its first computation (which includes
+/// compiling its first kernels) before it is declared unresponsive.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Sums four ones on `device` in a helper thread and waits at most `timeout`.
+///
+/// A GPU backend whose device thread panics (cubecl does on some drivers,
+/// BENCHMARKS.md, GPU) leaves its callers waiting forever; probing first turns
+/// that into an error naming the device instead of a hung command.
+fn probe(device: &Device, name: &str, timeout: Duration) -> Result<()> {
+    let device = device.clone();
+    let answer = answer_within(timeout, move || {
+        Tensor::<1>::ones([4], &device).sum().into_scalar::<f32>()
+    });
+    match answer {
+        Some(Ok(sum)) if sum == 4.0 => Ok(()),
+        Some(Ok(sum)) => Err(Error::Device(format!(
+            "device `{name}` computed 1+1+1+1 = {sum}; its backend is not usable"
+        ))),
+        Some(Err(message)) => Err(Error::Device(format!(
+            "device `{name}` failed its first computation: {message}"
+        ))),
+        None => Err(Error::Device(format!(
+            "device `{name}` did not answer a four-element sum within {} s; its backend \
+             thread probably failed (see any message above); use --device cpu",
+            timeout.as_secs()
+        ))),
+    }
+}
+
+/// `f()` in a new thread: its value, its panic message, or `None` when it has
+/// not finished within `timeout` (the thread is then left behind).
+fn answer_within<T: Send + 'static>(
+    timeout: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<std::result::Result<T, String>> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+            p.downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into())
+        });
+        let _ = send.send(result);
+    });
+    receive.recv_timeout(timeout).ok()
 }
 
 /// The devices of a `--devices` list: comma-separated `NAME` or `NAME:INDEX`,
@@ -169,6 +230,19 @@ impl FromStr for DeviceChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_reports_answers_panics_and_silence() {
+        let second = Duration::from_secs(5);
+        assert_eq!(answer_within(second, || 4), Some(Ok(4)));
+        let panicked = answer_within(second, || -> i32 { panic!("device lost") });
+        assert_eq!(panicked, Some(Err("device lost".to_string())));
+        let silent = answer_within(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        assert!(silent.is_none());
+        probe(&Device::flex(), "cpu", second).unwrap();
+    }
 
     #[test]
     fn device_lists_parse_and_bad_entries_are_named() {
