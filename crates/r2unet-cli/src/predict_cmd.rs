@@ -15,6 +15,7 @@ use r2unet::eval::report::file_stem;
 use r2unet::infer::Inference;
 use r2unet::model::{UNet, load_model_bytes};
 use r2unet::render::{mask_overlay, mask_png, probability_png, rgb_png};
+use r2unet::threads::map_in_threads;
 use r2unet::train::Preprocess;
 use r2unet::{Error, Result};
 
@@ -122,7 +123,6 @@ fn fit_channels(image: Image, preprocess: &Preprocess, channels: usize) -> Resul
 }
 
 /// Everything `predict` needs to segment one file.
-#[derive(Clone)]
 struct Segmenter<'a> {
     model: UNet,
     preprocess: Preprocess,
@@ -133,7 +133,6 @@ struct Segmenter<'a> {
     device: &'a r2unet::device::Device,
 }
 
-#[derive(Clone)]
 enum FovArg {
     Auto,
     None,
@@ -281,22 +280,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let mut failed = 0;
     for group in jobs.chunks(args.concurrent_images as usize) {
         let started = Instant::now();
-        // One thread per image of the group, each with its own copy of the model.
-        let results: Vec<Option<Result<f64>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = group
-                .iter()
-                .map(|job| {
-                    let segmenter = segmenter.clone();
-                    scope.spawn(move || {
-                        let (path, outputs) = job.as_ref().ok()?;
-                        Some(segmenter.segment(path, outputs))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+        // One thread per image of the group.
+        let results: Vec<Option<Result<f64>>> = map_in_threads(group.iter().collect(), |job| {
+            let (path, outputs) = job.as_ref().ok()?;
+            Some(segmenter.segment(path, outputs))
         });
         for (job, result) in group.iter().zip(results) {
             match (job, result.as_ref()) {

@@ -11,6 +11,7 @@ use burn::tensor::Tensor;
 pub use burn::tensor::Device;
 
 use crate::error::{Error, Result};
+use crate::threads::panic_message;
 
 /// A device the user can name with `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,12 +152,8 @@ fn answer_within<T: Send + 'static>(
 ) -> Option<std::result::Result<T, String>> {
     let (send, receive) = mpsc::channel();
     std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-            p.downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into())
-        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .map_err(|payload| panic_message(payload.as_ref()));
         let _ = send.send(result);
     });
     receive.recv_timeout(timeout).ok()

@@ -28,6 +28,7 @@ pub mod model;
 pub mod plot;
 pub mod render;
 pub mod reproduce;
+pub mod threads;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -16,6 +16,7 @@ use crate::data::preprocess::resize_image;
 use crate::error::{Error, Result};
 use crate::infer::Inference;
 use crate::model::UNet;
+use crate::threads::map_in_threads;
 use crate::train::Preprocess;
 
 /// Points kept of the ROC and PR curves in a report.
@@ -133,8 +134,7 @@ pub fn probability_map(
     })
 }
 
-/// [`probability_map`] of each of `samples`, concurrently: one thread per
-/// sample, each with its own copy of the model (cheap: tensors are shared).
+/// [`probability_map`] of each of `samples`, each in its own thread.
 fn probability_maps(
     model: &UNet,
     preprocess: &Preprocess,
@@ -142,24 +142,11 @@ fn probability_maps(
     samples: &[Sample],
     device: &Device,
 ) -> Result<Vec<Vec<f32>>> {
-    if let [sample] = samples {
-        return Ok(vec![probability_map(
-            model, preprocess, inference, sample, device,
-        )?]);
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = samples
-            .iter()
-            .map(|sample| {
-                let model = model.clone();
-                scope.spawn(move || probability_map(&model, preprocess, inference, sample, device))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+    map_in_threads(samples.iter().collect(), |sample| {
+        probability_map(model, preprocess, inference, sample, device)
     })
+    .into_iter()
+    .collect()
 }
 
 /// The F1-optimal threshold of `model` pooled over `samples` (never the

@@ -22,6 +22,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::UNet;
+use crate::threads::{each_in_own_thread, map_in_threads, panic_message};
 
 /// Splits `n` items into `parts` contiguous ranges whose lengths differ by at
 /// most one (the first ones longer); empty ranges are left out.
@@ -68,38 +69,28 @@ where
         ));
     }
     let main = &devices[0];
-    let step = |replica: UNet, shard: S, weight: f64, device: &Device| {
+    // Replicas are forked here, in order; each runs its shard in its own thread.
+    let work: Vec<_> = shards
+        .into_iter()
+        .zip(devices)
+        .map(|((shard, weight), device)| (model.clone().fork(device), shard, weight, device))
+        .collect();
+    let results = each_in_own_thread(work, |(replica, shard, weight, device)| {
         let l = loss(&replica, shard, device).mul_scalar(weight);
         let value = f64::from(l.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(l.backward(), &replica);
         (value, grads.to_device(main, &replica))
-    };
-    let results: Vec<std::thread::Result<(f64, GradientsParams)>> = std::thread::scope(|scope| {
-        let step = &step;
-        let handles: Vec<_> = shards
-            .into_iter()
-            .zip(devices)
-            .map(|((shard, weight), device)| {
-                let replica = model.clone().fork(device);
-                scope.spawn(move || step(replica, shard, weight, device))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join()).collect()
     });
     let mut total = 0.0;
     let mut accumulator = GradientsAccumulator::new();
     for (k, result) in results.into_iter().enumerate() {
         let (value, grads) = result.map_err(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
             Error::invalid(
                 "data-parallel step",
                 format!(
-                    "the worker on device {k} ({:?}) failed: {message}",
-                    devices[k]
+                    "the worker on device {k} ({:?}) failed: {}",
+                    devices[k],
+                    panic_message(panic.as_ref())
                 ),
             )
         })?;
@@ -123,19 +114,13 @@ pub fn sharded_forward(model: &UNet, devices: &[Device], x: Tensor<4>) -> Tensor
         return model.forward(x);
     }
     let main = &devices[0];
-    let outputs: Vec<Tensor<4>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges
-            .into_iter()
-            .zip(devices)
-            .map(|(r, device)| {
-                let (replica, shard) = (model.clone().to_device(device), x.clone().slice(r));
-                scope.spawn(move || replica.forward(shard.to_device(device)).to_device(main))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+    let work: Vec<_> = ranges
+        .into_iter()
+        .zip(devices)
+        .map(|(r, device)| (model.clone().to_device(device), x.clone().slice(r), device))
+        .collect();
+    let outputs = map_in_threads(work, |(replica, shard, device)| {
+        replica.forward(shard.to_device(device)).to_device(main)
     });
     Tensor::cat(outputs, 0)
 }

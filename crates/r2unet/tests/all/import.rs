@@ -2,7 +2,7 @@
 //! PyTorch R2U-Net. Fixtures: `scripts/export_leejunhyun_fixture.py` run on its
 //! `network.py` (widths divided by 32: 2,4,8,16,32; RGB 32x32 input; torch 2.9.0).
 
-use super::read_f32;
+use super::{max_abs_diff, read_f32};
 use burn::tensor::{Device, Tensor, TensorData};
 use r2unet::model::{Architecture, BnMode, Preset, TorchLayout, import_weights};
 
@@ -21,11 +21,7 @@ fn check(fixture: &str, arch: Architecture) {
     let x = Tensor::<4>::from_data(TensorData::new(input, shape), &device);
     let got: Vec<f32> = model.forward(x).into_data().try_into_vec().unwrap();
     let (_, expected) = read_f32(&io, "eval_logits");
-    let d = got
-        .iter()
-        .zip(&expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let d = max_abs_diff(&got, &expected);
     assert!(d < 1e-4, "{fixture}: logits differ by {d}");
 
     // The same file read with the reference layout is refused, naming a tensor.

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::read_f32;
+use super::{max_abs_diff, read_f32};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use r2unet::model::{Architecture, BnMode, Preset, UNetConfig, load_weights};
@@ -20,14 +20,6 @@ fn tensor(path: &Path, name: &str, device: &Device) -> Tensor<4> {
 
 fn values(t: Tensor<4>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_into_vec().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn config_of(dir: &Path) -> UNetConfig {

@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::max_abs_diff;
+
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use r2unet::data::augment::Augment;
@@ -456,11 +458,7 @@ fn a_run_started_from_weights_continues_from_them() {
         conv_weights(&start),
         conv_weights(&tuned.join("last.safetensors")),
     );
-    let moved = w0
-        .iter()
-        .zip(&w1)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let moved = max_abs_diff(&w0, &w1);
     assert!(moved < 1e-12, "weights moved by {moved} from the start");
     // The same run without `init` starts elsewhere (seed 9's random weights).
     config.init = None;
@@ -530,11 +528,7 @@ fn data_parallel_training_on_two_cpu_replicas_learns_and_resumes() {
         conv_weights(&dir.join("last.safetensors")),
         conv_weights(&broken.join("last.safetensors")),
     );
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
+    let diff = max_abs_diff(&a, &b);
     assert!(diff < 1e-5, "resumed weights differ by {diff}");
     // More replicas than patches per batch are refused.
     let nine = vec![Device::flex(); 9];
