@@ -11,6 +11,7 @@ mod import;
 mod infer_args;
 mod info;
 mod model_args;
+mod parity_cmd;
 mod predict_cmd;
 mod reproduce_cmd;
 mod train_cmd;
@@ -49,6 +50,8 @@ enum Command {
     Demo(demo_cmd::DemoArgs),
     /// Print a model's architecture summary: parameters, widths, FLOPs per patch.
     Info(info::InfoArgs),
+    /// Replay the PyTorch parity fixtures on a device and print the largest differences.
+    Parity(parity_cmd::ParityArgs),
     /// Convert a PyTorch R2U-Net state_dict (safetensors) into r2unet weights.
     Import(import::ImportArgs),
     /// Train a model of the family into a run folder (checkpoints, metrics, resume).
@@ -72,6 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     set_threads(cli.threads)?;
     match cli.command {
         Command::Info(args) => info::run(args),
+        Command::Parity(args) => parity_cmd::run(args),
         Command::Import(args) => import::run(args),
         Command::Data(command) => data_cmd::run(command),
         Command::Train(args) => train_cmd::run(*args),
