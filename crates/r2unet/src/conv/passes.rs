@@ -273,10 +273,12 @@ fn weight_grad_range(
             let nk = NR.min(k - k0);
             // im2col rows k0..k0+nk over the pixel block, transposed into a panel.
             pack_columns(image, maps, k0, nk, q0, pc, PC, &mut rows);
-            for q in 0..pc {
-                let dst = &mut panel[q * NR..][..NR];
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = if j < nk { rows[j * PC + q] } else { 0.0 };
+            if nk < NR {
+                panel[..pc * NR].fill(0.0);
+            }
+            for (q, dst) in panel.chunks_exact_mut(NR).take(pc).enumerate() {
+                for (j, d) in dst.iter_mut().take(nk).enumerate() {
+                    *d = rows[j * PC + q];
                 }
             }
             for i in 0..blocks {
@@ -309,7 +311,9 @@ fn pack_rows(m: &[f32], rows: usize, k: usize) -> Vec<f32> {
 
 /// Rows `k0..k0+kc` and pixel columns `n0..n0+nc` of the image's im2col
 /// matrix into `panel[kk * ld + j]`, zero for `j` in `nc..ld`. Each row is
-/// copied as one shifted slice per image row the columns cross.
+/// copied as one shifted slice per image row the columns cross; a full tile
+/// width inside the image is a fixed-size copy the compiler inlines (a call
+/// to `memmove` per 16 floats cost as much as the arithmetic at 16 channels).
 #[allow(clippy::too_many_arguments)]
 fn pack_columns(
     image: &[f32],
@@ -322,27 +326,59 @@ fn pack_columns(
     panel: &mut [f32],
 ) {
     let (h, w) = (maps.height, maps.width);
+    // The image-row segments the columns cross: (panel column, y, x, length).
+    let mut segments = Vec::with_capacity(nc / w + 2);
+    let mut j = 0;
+    while j < nc {
+        let (y, x) = ((n0 + j) / w, (n0 + j) % w);
+        let run = (w - x).min(nc - j);
+        segments.push((j, y, x, run));
+        j += run;
+    }
+    let (mut c, mut t) = (k0 / 9, k0 % 9);
     for kk in 0..kc {
-        let (c, t) = ((k0 + kk) / 9, (k0 + kk) % 9);
         let (dy, dx) = ((t / 3) as isize - 1, (t % 3) as isize - 1);
         let plane = &image[c * h * w..][..h * w];
         let dst = &mut panel[kk * ld..][..ld];
         dst[nc..].fill(0.0);
-        let mut j = 0;
-        while j < nc {
-            let (y, x) = ((n0 + j) / w, (n0 + j) % w);
-            let run = (w - x).min(nc - j);
-            let yy = y as isize + dy;
+        for &(j, y, x, run) in &segments {
+            let (yy, xs) = (y as isize + dy, x as isize + dx);
             let out = &mut dst[j..j + run];
-            if (0..h as isize).contains(&yy) {
-                let row = &plane[yy as usize * w..][..w];
-                copy_shifted(row, x as isize + dx, out);
-            } else {
+            if !(0..h as isize).contains(&yy) {
                 out.fill(0.0);
+                continue;
             }
-            j += run;
+            let row = &plane[yy as usize * w..][..w];
+            match (run == NR, xs) {
+                // A full tile width: inside the image, or one column over
+                // its left or right edge.
+                (true, -1) if NR - 1 <= w => {
+                    out[0] = 0.0;
+                    copy_fixed::<{ NR - 1 }>(&row[..NR - 1], &mut out[1..]);
+                }
+                (true, xs) if xs >= 0 && xs as usize + NR <= w => {
+                    copy_fixed::<NR>(&row[xs as usize..], out);
+                }
+                (true, xs) if xs >= 0 && xs as usize + NR == w + 1 => {
+                    copy_fixed::<{ NR - 1 }>(&row[xs as usize..], out);
+                    out[NR - 1] = 0.0;
+                }
+                _ => copy_shifted(row, xs, out),
+            }
+        }
+        t += 1;
+        if t == 9 {
+            (c, t) = (c + 1, 0);
         }
     }
+}
+
+/// The first `N` values of `src` into the first `N` of `dst`, a copy of a
+/// length known at compile time (inlined, no call).
+fn copy_fixed<const N: usize>(src: &[f32], dst: &mut [f32]) {
+    let src: &[f32; N] = src[..N].try_into().expect("N long");
+    let dst: &mut [f32; N] = (&mut dst[..N]).try_into().expect("N long");
+    *dst = *src;
 }
 
 /// `out[t] = row[start + t]` where that index is inside `row`, else zero.
@@ -431,8 +467,9 @@ mod tests {
 
     /// Odd sizes: partial strips, strips across rows, a channel count that is
     /// not a multiple of the tile, K above one reduction block, one and many
-    /// images (the single image is cut into pixel ranges).
-    const CASES: [(Maps, usize); 4] = [
+    /// images (the single image is cut into pixel ranges), and rows of whole
+    /// tiles whose first and last reach over the image's edges.
+    const CASES: [(Maps, usize); 5] = [
         (
             Maps {
                 batch: 3,
@@ -468,6 +505,15 @@ mod tests {
                 width: 6,
             },
             6,
+        ),
+        (
+            Maps {
+                batch: 2,
+                channels: 3,
+                height: 5,
+                width: 48,
+            },
+            5,
         ),
     ];
 
