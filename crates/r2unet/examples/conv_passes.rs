@@ -1,4 +1,4 @@
-//! Throughput of the three 3x3 convolution passes (`r2unet::conv::passes`) at
+//! Throughput of the three 3x3 convolution passes (`r2unet::kernels::conv`) at
 //! the retina R2U-Net's four levels (batch 32, C -> C channels), best of five:
 //!
 //! ```sh
@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use r2unet::conv::passes::{self, Maps};
+use r2unet::kernels::{Maps, conv as passes};
 
 fn main() {
     println!("threads {}", rayon::current_num_threads());

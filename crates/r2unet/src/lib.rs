@@ -19,12 +19,12 @@
 
 pub mod atomic;
 pub mod bench;
-pub mod conv;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
 pub mod infer;
+pub mod kernels;
 pub mod model;
 pub mod parity;
 pub mod plot;

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 use super::config::{BlockKind, BnMode};
 use super::norm::BatchNorm2d;
 use super::state::{Slot, Visit};
-use crate::conv;
+use crate::kernels;
 
 /// A 3x3 convolution (padding 1, with bias) initialised like PyTorch's `Conv2d`.
 pub(crate) fn conv3x3(cin: usize, cout: usize, device: &Device) -> Conv2d {
@@ -68,12 +68,12 @@ impl Rcl {
         let bias = self.conv.bias.as_ref().map(Param::val);
         if x.device().is_autodiff() {
             let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &x.device()));
-            relu(norm.forward(conv::conv3x3(x, weight, bias)))
+            norm.forward_relu(kernels::conv3x3(x, weight, bias))
         } else {
             // Inference: the norm folded into the convolution saves a pass over
             // the activations (BENCHMARKS.md: inference step 11% faster).
             let (weight, bias) = norm.fold(weight, bias);
-            relu(conv::conv3x3(x, weight, bias))
+            relu(kernels::conv3x3(x, weight, bias))
         }
     }
 

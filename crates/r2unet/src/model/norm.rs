@@ -8,8 +8,11 @@
 //! device: on an autodiff device the layer trains, elsewhere it infers.
 
 use burn::module::{Module, Param, RunningState};
+use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm, batch_norm_train};
 use burn::tensor::{Device, Tensor};
+
+use crate::kernels::batch_norm_relu_train;
 
 /// 2D batch norm over `[batch, channels, height, width]`, PyTorch-compatible.
 #[derive(Module, Debug)]
@@ -76,12 +79,34 @@ impl BatchNorm2d {
         (weight * scale.reshape([out, 1, 1, 1]), folded_bias)
     }
 
+    /// `relu(self.forward(x))`; in training, one fused operation on the CPU
+    /// (`kernels::batch_norm_relu_train`).
+    ///
+    /// # Shapes
+    ///
+    /// - `x`: `[b, c, h, w]` → `[b, c, h, w]`
+    pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        if !x.device().is_autodiff() {
+            return relu(self.forward(x));
+        }
+        let n = batch_pixels(&x);
+        let (output, mean, variance) =
+            batch_norm_relu_train(x, self.weight.val(), self.bias.val(), self.epsilon);
+        self.update_running(mean, variance, n);
+        output
+    }
+
     fn forward_train(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, _, h, w] = x.dims();
-        let n = (b * h * w) as f64;
-        let device = x.device();
+        let n = batch_pixels(&x);
         let result = batch_norm_train(x, self.weight.val(), self.bias.val(), self.epsilon);
-        // PyTorch: running_var uses the unbiased variance, var * n / (n - 1).
+        self.update_running(result.mean, result.variance, n);
+        result.output
+    }
+
+    /// The running statistics move towards the batch's by `momentum`;
+    /// PyTorch: running_var uses the unbiased variance, var * n / (n - 1).
+    fn update_running(&self, mean: Tensor<1>, variance: Tensor<1>, n: f64) {
+        let device = mean.device();
         let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
         let m = self.momentum;
         let mean = self
@@ -89,15 +114,20 @@ impl BatchNorm2d {
             .value_sync()
             .to_device(&device)
             .mul_scalar(1.0 - m)
-            .add(result.mean.detach().mul_scalar(m));
+            .add(mean.detach().mul_scalar(m));
         let var = self
             .running_var
             .value_sync()
             .to_device(&device)
             .mul_scalar(1.0 - m)
-            .add(result.variance.detach().mul_scalar(m * unbiased));
+            .add(variance.detach().mul_scalar(m * unbiased));
         self.running_mean.update(mean.detach());
         self.running_var.update(var.detach());
-        result.output
     }
+}
+
+/// Values per channel in a batch: `b * h * w`.
+fn batch_pixels(x: &Tensor<4>) -> f64 {
+    let [b, _, h, w] = x.dims();
+    (b * h * w) as f64
 }

@@ -16,45 +16,13 @@
 
 use rayon::prelude::*;
 
+use super::Maps;
 use super::tile::{MR, NR, tile};
 
 /// Reduction block of the forward pass: a `KC x NR` panel (16 KiB) stays in L1.
 const KC: usize = 256;
 /// Pixel block of the weight gradient.
 const PC: usize = 256;
-
-/// Shape of a contiguous NCHW batch of feature maps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Maps {
-    /// Images in the batch.
-    pub batch: usize,
-    /// Channels of each image.
-    pub channels: usize,
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-}
-
-impl Maps {
-    fn pixels(&self) -> usize {
-        self.height * self.width
-    }
-
-    fn image_len(&self) -> usize {
-        self.channels * self.pixels()
-    }
-
-    /// Elements of the whole batch.
-    pub fn len(&self) -> usize {
-        self.batch * self.image_len()
-    }
-
-    /// Whether the batch holds no element.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// `out[b, o] = bias[o] + sum over c, dy, dx of weight[o, c, 1+dy, 1+dx] * input[b, c, y+dy, x+dx]`,
 /// zero outside the image: `conv2d` with a `[out_channels, C, 3, 3]` weight,
@@ -271,14 +239,19 @@ fn weight_grad_range(
         }
         for k0 in (0..k).step_by(NR) {
             let nk = NR.min(k - k0);
-            // im2col rows k0..k0+nk over the pixel block, transposed into a panel.
-            pack_columns(image, maps, k0, nk, q0, pc, PC, &mut rows);
-            if nk < NR {
-                panel[..pc * NR].fill(0.0);
-            }
-            for (q, dst) in panel.chunks_exact_mut(NR).take(pc).enumerate() {
-                for (j, d) in dst.iter_mut().take(nk).enumerate() {
-                    *d = rows[j * PC + q];
+            if maps.width < 12 {
+                // Rows shorter than a few tiles: a gather per pixel.
+                pack_pixels(image, maps, k0, nk, q0, pc, &mut panel);
+            } else {
+                // Long rows: copy the im2col rows, then transpose.
+                pack_columns(image, maps, k0, nk, q0, pc, PC, &mut rows);
+                if nk < NR {
+                    panel[..pc * NR].fill(0.0);
+                }
+                for (q, dst) in panel.chunks_exact_mut(NR).take(pc).enumerate() {
+                    for (j, d) in dst.iter_mut().take(nk).enumerate() {
+                        *d = rows[j * PC + q];
+                    }
                 }
             }
             for i in 0..blocks {
@@ -291,6 +264,55 @@ fn weight_grad_range(
                         .for_each(|(d, v)| *d += v);
                 }
             }
+        }
+    }
+}
+
+/// Rows `k0..k0+nk` of the image's im2col matrix over pixels `q0..q0+pc`,
+/// transposed: `panel[q * NR + j] = im2col[k0 + j][q0 + q]`, zero for `j >= nk`.
+/// For a pixel whose 3x3 neighbourhood lies inside the image, im2col row `k`
+/// is the image at the pixel's index plus a constant offset, so the panel is
+/// a gather with `nk` fixed offsets; border pixels check each tap.
+fn pack_pixels(
+    image: &[f32],
+    maps: Maps,
+    k0: usize,
+    nk: usize,
+    q0: usize,
+    pc: usize,
+    panel: &mut [f32],
+) {
+    let (h, w) = (maps.height, maps.width);
+    let (mut offset, mut taps) = ([0isize; NR], [(0isize, 0isize); NR]);
+    let (mut c, mut t) = (k0 / 9, k0 % 9);
+    for j in 0..nk {
+        let (dy, dx) = ((t / 3) as isize - 1, (t % 3) as isize - 1);
+        offset[j] = (c * h * w) as isize + dy * w as isize + dx;
+        taps[j] = (dy, dx);
+        t += 1;
+        if t == 9 {
+            (c, t) = (c + 1, 0);
+        }
+    }
+    let (offset, taps) = (&offset[..nk], &taps[..nk]);
+    let (mut y, mut x) = (q0 / w, q0 % w);
+    for (q, dst) in panel.chunks_exact_mut(NR).take(pc).enumerate() {
+        let p = (q0 + q) as isize;
+        if y >= 1 && y + 1 < h && x >= 1 && x + 1 < w {
+            for (d, &o) in dst.iter_mut().zip(offset) {
+                *d = image[(p + o) as usize];
+            }
+        } else {
+            for ((d, &o), &(dy, dx)) in dst.iter_mut().zip(offset).zip(taps) {
+                let (yy, xx) = (y as isize + dy, x as isize + dx);
+                let inside = (0..h as isize).contains(&yy) && (0..w as isize).contains(&xx);
+                *d = if inside { image[(p + o) as usize] } else { 0.0 };
+            }
+        }
+        dst[nk..].fill(0.0);
+        x += 1;
+        if x == w {
+            (y, x) = (y + 1, 0);
         }
     }
 }

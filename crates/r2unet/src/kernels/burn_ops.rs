@@ -1,0 +1,319 @@
+//! The kernels as Burn operations: backend extensions implemented for
+//! `flex` and for autodiff over `flex` (with the backward passes), and the
+//! tensor-level functions the model calls, which route other backends to
+//! Burn's own operations.
+
+use std::borrow::Cow;
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::activation::relu;
+use burn::tensor::module::{batch_norm_train, conv2d};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Shape, Tensor, TensorData};
+
+use super::{Maps, conv, norm_relu, own_kernels_apply};
+
+/// `conv2d(x, weight, bias)` with a `[cout, cin, 3, 3]` weight, stride 1 and
+/// padding 1.
+///
+/// # Shapes
+///
+/// - `x`: `[b, cin, h, w]`, `weight`: `[cout, cin, 3, 3]`, `bias`: `[cout]` → `[b, cout, h, w]`
+pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    let [_, _, kh, kw] = weight.dims();
+    assert_eq!([kh, kw], [3, 3], "conv3x3 takes a 3x3 weight");
+    if own_kernels_apply(&x) {
+        let out = <Dispatch as Conv3x3Backend>::conv3x3(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        );
+        Tensor::from_dispatch(out)
+    } else {
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        conv2d(x, weight, Some(bias), options)
+    }
+}
+
+/// The backend operation behind [`conv3x3`].
+#[backend_extension(Flex, Autodiff)]
+pub trait Conv3x3Backend: Backend {
+    /// A 3x3, stride-1, padding-1 convolution with bias.
+    fn conv3x3(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+impl Conv3x3Backend for Flex {
+    fn conv3x3(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let maps = maps_of(&x);
+        let cout = weight.layout().shape()[0];
+        let out = conv::forward(
+            &values(&x),
+            maps,
+            &values(&weight),
+            cout,
+            Some(&values(&bias)),
+        );
+        tensor(out, [maps.batch, cout, maps.height, maps.width])
+    }
+}
+
+impl<C: CheckpointStrategy> Conv3x3Backend for Autodiff<Flex, C> {
+    fn conv3x3(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Conv3x3Grad;
+
+        impl Backward<Flex, 3> for Conv3x3Grad {
+            type State = (NodeId, NodeId);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_weight, node_bias] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                let x: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
+                let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
+                let (maps, cout) = (maps_of(&x), weight.layout().shape()[0]);
+                let grad = values(&grad);
+                if let Some(node) = node_x {
+                    let out_maps = Maps {
+                        channels: cout,
+                        ..maps
+                    };
+                    let dx = conv::input_grad(&grad, out_maps, &values(&weight), maps.channels);
+                    grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
+                }
+                if node_weight.is_some() || node_bias.is_some() {
+                    let (dw, db) = conv::weight_grad(&values(&x), maps, &grad, cout);
+                    if let Some(node) = node_weight {
+                        grads
+                            .register::<Flex>(node.id, tensor(dw, weight.layout().shape().clone()));
+                    }
+                    if let Some(node) = node_bias {
+                        grads.register::<Flex>(node.id, tensor(db, [cout]));
+                    }
+                }
+            }
+        }
+
+        match Conv3x3Grad
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                let out = Flex::conv3x3(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv3x3(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+}
+
+/// Training-mode batch norm (batch statistics) followed by ReLU. Returns the
+/// output and the per-channel mean and biased variance, which feed the
+/// running statistics and carry no gradient.
+///
+/// # Shapes
+///
+/// - `x`: `[b, c, h, w]`, `gamma`, `beta`: `[c]` → `[b, c, h, w]`, `[c]`, `[c]`
+pub fn batch_norm_relu_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    if !own_kernels_apply(&x) {
+        let result = batch_norm_train(x, gamma, beta, epsilon);
+        return (relu(result.output), result.mean, result.variance);
+    }
+    let c = gamma.dims()[0];
+    let stats = <Dispatch as NormReluBackend>::channel_stats(x.clone().into_dispatch());
+    let stats = Tensor::<1>::from_dispatch(stats);
+    let out = <Dispatch as NormReluBackend>::batch_norm_relu(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        stats.clone().into_dispatch(),
+        epsilon,
+    );
+    (
+        Tensor::from_dispatch(out),
+        stats.clone().narrow(0, 0, c),
+        stats.narrow(0, c, c),
+    )
+}
+
+/// The backend operations behind [`batch_norm_relu_train`].
+#[backend_extension(Flex, Autodiff)]
+pub trait NormReluBackend: Backend {
+    /// Per-channel mean and biased variance, `[2 * c]`; no gradient.
+    fn channel_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `relu(gamma * (x - mean) / sqrt(var + eps) + beta)` with `stats` from
+    /// `channel_stats(x)`, differentiated as training-mode batch norm.
+    fn batch_norm_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+}
+
+impl NormReluBackend for Flex {
+    fn channel_stats(x: FlexTensor) -> FlexTensor {
+        let maps = maps_of(&x);
+        tensor(
+            norm_relu::channel_stats(&values(&x), maps),
+            [2 * maps.channels],
+        )
+    }
+
+    fn batch_norm_relu(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        stats: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        let maps = maps_of(&x);
+        let out = norm_relu::forward(
+            &values(&x),
+            maps,
+            &values(&gamma),
+            &values(&beta),
+            &values(&stats),
+            epsilon,
+        );
+        tensor(out, x.layout().shape().clone())
+    }
+}
+
+impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
+    fn channel_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as AutodiffBackend>::from_inner(Flex::channel_stats(x.into_primitive()))
+    }
+
+    fn batch_norm_relu(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct NormReluGrad;
+
+        impl Backward<Flex, 3> for NormReluGrad {
+            /// The input's node, gamma, the statistics, the output (the
+            /// ReLU's mask) and epsilon.
+            type State = (NodeId, FlexTensor, FlexTensor, FlexTensor, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_gamma, node_beta] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                let (x_state, gamma, stats, out, epsilon) = ops.state;
+                let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
+                let c = gamma.layout().shape()[0];
+                let (dx, dgamma, dbeta) = norm_relu::backward(
+                    &values(&x),
+                    &values(&out),
+                    &values(&grad),
+                    maps_of(&x),
+                    &values(&gamma),
+                    &values(&stats),
+                    epsilon,
+                );
+                if let Some(node) = node_x {
+                    grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
+                }
+                if let Some(node) = node_gamma {
+                    grads.register::<Flex>(node.id, tensor(dgamma, [c]));
+                }
+                if let Some(node) = node_beta {
+                    grads.register::<Flex>(node.id, tensor(dbeta, [c]));
+                }
+            }
+        }
+
+        match NormReluGrad
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let (gamma_p, stats_p) = (gamma.primitive().clone(), stats.into_primitive());
+                let out = Flex::batch_norm_relu(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    stats_p.clone(),
+                    epsilon,
+                );
+                prep.finish((x_state, gamma_p, stats_p, out.clone(), epsilon), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::batch_norm_relu(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                stats.into_primitive(),
+                epsilon,
+            )),
+        }
+    }
+}
+
+fn maps_of(x: &FlexTensor) -> Maps {
+    let shape = x.layout().shape();
+    assert_eq!(shape.num_dims(), 4, "a conv3x3 input is [b, c, h, w]");
+    Maps {
+        batch: shape[0],
+        channels: shape[1],
+        height: shape[2],
+        width: shape[3],
+    }
+}
+
+/// The values of `t` in row-major order, borrowed when already contiguous.
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("f32").to_vec()),
+    }
+}
+
+fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.into()))
+}

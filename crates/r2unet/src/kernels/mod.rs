@@ -1,0 +1,63 @@
+//! r2unet's own CPU kernels for the two operations that dominate a training
+//! step of the U-Net family: the 3x3 convolution (stride 1, padding 1;
+//! forward, input and weight gradients, [`conv`]) and training-mode batch
+//! norm followed by ReLU ([`norm_relu`]).
+//!
+//! They join Burn as backend extensions for its `flex` CPU backend, each with
+//! a hand-written backward pass for autodiff ([`burn_ops`]), so training
+//! differentiates through them like through Burn's own operations. Tensors on
+//! other backends (GPUs) take Burn's operations. `R2UNET_BURN_KERNELS=1`
+//! sends the CPU to Burn's too, for comparisons (BENCHMARKS.md).
+
+pub mod burn_ops;
+pub mod conv;
+pub mod norm_relu;
+mod tile;
+
+use std::sync::OnceLock;
+
+use burn::tensor::{DType, Device, Tensor};
+
+pub use burn_ops::{batch_norm_relu_train, conv3x3};
+
+/// Shape of a contiguous NCHW batch of feature maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Maps {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Channels of each image.
+    pub channels: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl Maps {
+    pub(crate) fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    pub(crate) fn image_len(&self) -> usize {
+        self.channels * self.pixels()
+    }
+
+    /// Elements of the whole batch.
+    pub fn len(&self) -> usize {
+        self.batch * self.image_len()
+    }
+
+    /// Whether the batch holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether `x` lives on the CPU backend in `f32` and the kernels are not
+/// switched off with `R2UNET_BURN_KERNELS=1`.
+pub(crate) fn own_kernels_apply(x: &Tensor<4>) -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    let off =
+        *OFF.get_or_init(|| std::env::var_os("R2UNET_BURN_KERNELS").is_some_and(|v| v == "1"));
+    !off && x.dtype() == DType::F32 && x.device().inner() == Device::flex()
+}
