@@ -16,13 +16,18 @@
 
 use rayon::prelude::*;
 
-use super::Maps;
 use super::tile::{MR, NR, tile};
+use super::{Maps, winograd};
 
 /// Reduction block of the forward pass: a `KC x NR` panel (16 KiB) stays in L1.
 const KC: usize = 256;
 /// Pixel block of the weight gradient.
 const PC: usize = 256;
+/// From this many input channels the forward pass (and with it the input
+/// gradient) takes Winograd's F(2x2, 3x3): 2.2-3.4x faster at 64 and 128
+/// channels, slower at 16 and 32, where its transforms outweigh the products
+/// they save (`examples/conv_passes.rs`, BENCHMARKS.md).
+const WINOGRAD_FROM_CHANNELS: usize = 64;
 
 /// `out[b, o] = bias[o] + sum over c, dy, dx of weight[o, c, 1+dy, 1+dx] * input[b, c, y+dy, x+dx]`,
 /// zero outside the image: `conv2d` with a `[out_channels, C, 3, 3]` weight,
@@ -32,6 +37,25 @@ const PC: usize = 256;
 ///
 /// If `input`, `weight` or `bias` do not have the lengths the shapes imply.
 pub fn forward(
+    input: &[f32],
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    if maps.channels >= WINOGRAD_FROM_CHANNELS {
+        winograd::forward(input, maps, weight, out_channels, bias)
+    } else {
+        direct_forward(input, maps, weight, out_channels, bias)
+    }
+}
+
+/// [`forward`] as a direct convolution: im2col panels and the register tile.
+///
+/// # Panics
+///
+/// If `input`, `weight` or `bias` do not have the lengths the shapes imply.
+pub fn direct_forward(
     input: &[f32],
     maps: Maps,
     weight: &[f32],

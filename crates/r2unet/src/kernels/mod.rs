@@ -13,6 +13,7 @@ pub mod burn_ops;
 pub mod conv;
 pub mod norm_relu;
 mod tile;
+pub mod winograd;
 
 use std::sync::OnceLock;
 
