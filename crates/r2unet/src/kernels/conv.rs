@@ -24,10 +24,10 @@ const KC: usize = 256;
 /// Pixel block of the weight gradient.
 const PC: usize = 256;
 /// From this many input channels the forward pass (and with it the input
-/// gradient) takes Winograd's F(2x2, 3x3): 2.2-3.4x faster at 64 and 128
-/// channels, slower at 16 and 32, where its transforms outweigh the products
-/// they save (`examples/conv_passes.rs`, BENCHMARKS.md).
-const WINOGRAD_FROM_CHANNELS: usize = 64;
+/// gradient) takes Winograd's F(2x2, 3x3): 1.4-2.5x faster at 32 to 128
+/// channels, slower at 16, where its transforms outweigh the products they
+/// save (`examples/conv_passes.rs`, BENCHMARKS.md).
+const WINOGRAD_FROM_CHANNELS: usize = 32;
 
 /// `out[b, o] = bias[o] + sum over c, dy, dx of weight[o, c, 1+dy, 1+dx] * input[b, c, y+dy, x+dx]`,
 /// zero outside the image: `conv2d` with a `[out_channels, C, 3, 3]` weight,
@@ -513,9 +513,11 @@ mod tests {
 
     /// Odd sizes: partial strips, strips across rows, a channel count that is
     /// not a multiple of the tile, K above one reduction block, one and many
-    /// images (the single image is cut into pixel ranges), and rows of whole
-    /// tiles whose first and last reach over the image's edges.
-    const CASES: [(Maps, usize); 5] = [
+    /// images (the single image is cut into pixel ranges), rows of whole
+    /// tiles whose first and last reach over the image's edges, and channel
+    /// counts on both sides of the Winograd threshold in both directions (the
+    /// input gradient's forward runs over the output channels).
+    const CASES: [(Maps, usize); 6] = [
         (
             Maps {
                 batch: 3,
@@ -560,6 +562,15 @@ mod tests {
                 width: 48,
             },
             5,
+        ),
+        (
+            Maps {
+                batch: 2,
+                channels: 3,
+                height: 5,
+                width: 7,
+            },
+            33,
         ),
     ];
 
