@@ -98,16 +98,15 @@ impl<C: CheckpointStrategy> Conv3x3Backend for Autodiff<Flex, C> {
                         ..maps
                     };
                     let dx = conv::input_grad(&grad, out_maps, &values(&weight), maps.channels);
-                    grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
+                    register(grads, node.id, dx, x.layout().shape().clone());
                 }
                 if node_weight.is_some() || node_bias.is_some() {
                     let (dw, db) = conv::weight_grad(&values(&x), maps, &grad, cout);
                     if let Some(node) = node_weight {
-                        grads
-                            .register::<Flex>(node.id, tensor(dw, weight.layout().shape().clone()));
+                        register(grads, node.id, dw, weight.layout().shape().clone());
                     }
                     if let Some(node) = node_bias {
-                        grads.register::<Flex>(node.id, tensor(db, [cout]));
+                        register(grads, node.id, db, [cout]);
                     }
                 }
             }
@@ -255,14 +254,14 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
                     &values(&stats),
                     epsilon,
                 );
-                if let Some(node) = node_x {
-                    grads.register::<Flex>(node.id, tensor(dx, x.layout().shape().clone()));
-                }
-                if let Some(node) = node_gamma {
-                    grads.register::<Flex>(node.id, tensor(dgamma, [c]));
-                }
-                if let Some(node) = node_beta {
-                    grads.register::<Flex>(node.id, tensor(dbeta, [c]));
+                for (node, values, shape) in [
+                    (node_x, dx, x.layout().shape().clone()),
+                    (node_gamma, dgamma, Shape::from([c])),
+                    (node_beta, dbeta, Shape::from([c])),
+                ] {
+                    if let Some(node) = node {
+                        register(grads, node.id, values, shape);
+                    }
                 }
             }
         }
@@ -312,6 +311,11 @@ fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
         Some(v) => Cow::Borrowed(v),
         None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("f32").to_vec()),
     }
+}
+
+/// Adds `values` as the gradient of the node `id`.
+fn register(grads: &mut Gradients, id: NodeId, values: Vec<f32>, shape: impl Into<Shape>) {
+    grads.register::<Flex>(id, tensor(values, shape));
 }
 
 fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {

@@ -503,6 +503,11 @@ mod tests {
             .collect()
     }
 
+    /// `<a, b>` in f64.
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    }
+
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
         a.iter()
@@ -602,17 +607,9 @@ mod tests {
             let dy = values(out_maps.len(), 6);
             let zero = vec![0.0f32; o_ch];
             // <dy, conv(x)> = <input_grad(dy), x>
-            let lhs: f64 = naive(&x, m, &wt, o_ch, &zero)
-                .iter()
-                .zip(&dy)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum();
+            let lhs = dot(&naive(&x, m, &wt, o_ch, &zero), &dy);
             let dx = input_grad(&dy, out_maps, &wt, m.channels);
-            let rhs: f64 = dx
-                .iter()
-                .zip(&x)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum();
+            let rhs = dot(&dx, &x);
             assert!(
                 (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
                 "{m:?}: {lhs} vs {rhs}"
@@ -622,11 +619,7 @@ mod tests {
             for i in (0..m.len()).step_by(m.len() / 7 + 1) {
                 let mut e = vec![0.0f32; m.len()];
                 e[i] = 1.0;
-                let want: f64 = naive(&e, m, &wt, o_ch, &zero)
-                    .iter()
-                    .zip(&dy)
-                    .map(|(a, b)| (*a as f64) * (*b as f64))
-                    .sum();
+                let want = dot(&naive(&e, m, &wt, o_ch, &zero), &dy);
                 assert!((dx[i] as f64 - want).abs() < 1e-4, "{m:?} dx[{i}]");
             }
             // The weight gradient: dW[j] = <dy, conv_{e_j}(x)>, bias: sum of dy.
@@ -634,11 +627,7 @@ mod tests {
             for j in (0..wt.len()).step_by(wt.len() / 11 + 1) {
                 let mut e = vec![0.0f32; wt.len()];
                 e[j] = 1.0;
-                let want: f64 = naive(&x, m, &e, o_ch, &zero)
-                    .iter()
-                    .zip(&dy)
-                    .map(|(a, b)| (*a as f64) * (*b as f64))
-                    .sum();
+                let want = dot(&naive(&x, m, &e, o_ch, &zero), &dy);
                 assert!(
                     (dw[j] as f64 - want).abs() < 1e-3,
                     "{m:?} dw[{j}]: {} vs {want}",
