@@ -16,6 +16,7 @@ use safetensors::SafeTensors;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::model::tensor_values;
 use crate::model::{Architecture, BnMode, Preset, UNetConfig, load_weights};
 use crate::train::loss::bce_with_logits;
 
@@ -199,8 +200,13 @@ fn config_of(dir: &Path) -> Result<UNetConfig> {
         .with_patch_size(number("size")?))
 }
 
-/// Shape and values of the `f32` tensor `name` of a safetensors file.
-fn read_f32(path: &Path, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+/// Shape and values (as `f32`) of the tensor `name` of a safetensors file.
+///
+/// # Errors
+///
+/// The file cannot be read or parsed, lacks the tensor, or holds it in a
+/// dtype other than `f32`/`f64`.
+pub fn read_f32(path: &Path, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: e,
@@ -213,12 +219,7 @@ fn read_f32(path: &Path, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         path: path.to_path_buf(),
         tensor: name.to_string(),
     })?;
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok((view.shape().to_vec(), values))
+    tensor_values(&view, name, path)
 }
 
 fn tensor(path: &Path, name: &str, device: &Device) -> Result<Tensor<4>> {
@@ -233,7 +234,8 @@ fn values(t: Tensor<4>) -> Vec<f32> {
         .expect("converted to f32")
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+/// The largest element-wise difference; infinite when the lengths differ.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() {
         return f32::INFINITY;
     }

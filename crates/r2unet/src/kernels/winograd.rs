@@ -79,7 +79,8 @@ pub fn forward(
             ys
         })
         .collect();
-    let ys: Vec<f32> = blocks.concat();
+    // Tile `t` is in block `t / tiles_per_block`, read in place (no concatenation).
+    let tiles_per_block = per_task * NR;
     let (image_tiles, image_len) = (th * tw, out_channels * h * w);
     out.par_chunks_mut(image_len)
         .enumerate()
@@ -87,7 +88,8 @@ pub fn forward(
             let first = b * image_tiles;
             for t in 0..image_tiles {
                 let (ty, tx) = (t / tw, t % tw);
-                let src = &ys[(first + t) * out_channels * 4..][..out_channels * 4];
+                let (block, at) = ((first + t) / tiles_per_block, (first + t) % tiles_per_block);
+                let src = &blocks[block][at * out_channels * 4..][..out_channels * 4];
                 for o in 0..out_channels {
                     let block = &src[o * 4..][..4];
                     for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {

@@ -18,6 +18,7 @@ pub use block::{Block, Rcl};
 pub use config::{Architecture, BlockKind, BnMode, Preset, UNetConfig};
 pub use layout::TorchLayout;
 pub use norm::BatchNorm2d;
+pub(crate) use state::tensor_values;
 pub use state::{
     NamedTensor, config_path, import_weights, import_weights_bytes, load_model, load_model_bytes,
     load_weights, metadata_of_bytes, read_config, read_metadata,

@@ -414,6 +414,19 @@ fn take_tensor(
         path: path.to_path_buf(),
         tensor: name.to_string(),
     })?;
+    tensor_values(&view, name, path)
+}
+
+/// Shape and values of a safetensors tensor as `f32` (`f64` narrowed).
+///
+/// # Errors
+///
+/// Any other dtype, naming the file and the tensor.
+pub(crate) fn tensor_values(
+    view: &TensorView<'_>,
+    name: &str,
+    path: &Path,
+) -> Result<(Vec<usize>, Vec<f32>)> {
     let values = match view.dtype() {
         Dtype::F32 => view
             .data()

@@ -13,15 +13,7 @@ use std::path::PathBuf;
 
 /// Shape and f32 values of tensor `name` in a safetensors fixture.
 pub fn read_f32(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let view = file.tensor(name).unwrap();
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (view.shape().to_vec(), values)
+    r2unet::parity::read_f32(path, name).unwrap()
 }
 
 /// The device the parity tests run on: `R2UNET_TEST_DEVICE` (cpu, vulkan,
@@ -46,8 +38,5 @@ pub fn fixtures() -> PathBuf {
 /// The largest element-wise difference of two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    r2unet::parity::max_abs_diff(a, b)
 }
