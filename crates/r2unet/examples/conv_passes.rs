@@ -1,6 +1,7 @@
 //! Throughput of the three 3x3 convolution passes (`r2unet::kernels::conv`) at
 //! the retina R2U-Net's four levels (batch 32, C -> C channels), best of five,
-//! and of the direct forward where the forward takes Winograd's F(2x2, 3x3):
+//! and of the direct forward and weight gradient where those take Winograd's
+//! F(2x2, 3x3):
 //!
 //! ```sh
 //! cargo run --release -p r2unet --example conv_passes
@@ -26,7 +27,7 @@ fn main() {
         let w: Vec<f32> = (0..c * c * 9).map(|i| (i % 5) as f32 * 0.01).collect();
         let b = vec![0.1f32; c];
         let flops = 2.0 * (m.len() * c * 9) as f64;
-        let mut best = [f64::MAX; 4];
+        let mut best = [f64::MAX; 5];
         for _ in 0..5 {
             let t0 = Instant::now();
             let y = passes::forward(&x, m, &w, c, Some(&b));
@@ -40,11 +41,14 @@ fn main() {
             let t0 = Instant::now();
             std::hint::black_box(passes::direct_forward(&x, m, &w, c, Some(&b)));
             best[3] = best[3].min(t0.elapsed().as_secs_f64());
+            let t0 = Instant::now();
+            std::hint::black_box(passes::direct_weight_grad(&x, m, &y, c));
+            best[4] = best[4].min(t0.elapsed().as_secs_f64());
         }
-        let [f, dx, dw, wf] =
+        let [f, dx, dw, wf, wdw] =
             best.map(|t| format!("{:6.2} ms {:6.1} GFLOP/s", t * 1e3, flops / t / 1e9));
         println!(
-            "C = {c:3}, {s:2}x{s:2}: forward {f} | input grad {dx} | weight grad {dw} | direct forward {wf}"
+            "C = {c:3}, {s:2}x{s:2}: forward {f} | input grad {dx} | weight grad {dw} | direct forward {wf} | direct weight grad {wdw}"
         );
     }
 }

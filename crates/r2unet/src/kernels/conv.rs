@@ -17,7 +17,7 @@
 use rayon::prelude::*;
 
 use super::tile::{MR, NR, tile};
-use super::{Maps, winograd};
+use super::{Maps, implicit, sum_lanes, winograd};
 
 /// Reduction block of the forward pass: a `KC x NR` panel (16 KiB) stays in L1.
 const KC: usize = 256;
@@ -28,6 +28,9 @@ const PC: usize = 256;
 /// channels, slower at 16, where its transforms outweigh the products they
 /// save (`examples/conv_passes.rs`, BENCHMARKS.md).
 const WINOGRAD_FROM_CHANNELS: usize = 32;
+/// From this many input channels the weight gradient takes the transpose of
+/// F(2x2, 3x3) ([`winograd::weight_grad`]); measured with the same example.
+const WINOGRAD_WEIGHT_GRAD_FROM_CHANNELS: usize = 32;
 
 /// `out[b, o] = bias[o] + sum over c, dy, dx of weight[o, c, 1+dy, 1+dx] * input[b, c, y+dy, x+dx]`,
 /// zero outside the image: `conv2d` with a `[out_channels, C, 3, 3]` weight,
@@ -46,7 +49,7 @@ pub fn forward(
     if maps.channels >= WINOGRAD_FROM_CHANNELS {
         winograd::forward(input, maps, weight, out_channels, bias)
     } else {
-        direct_forward(input, maps, weight, out_channels, bias)
+        implicit::forward(input, maps, weight, out_channels, bias)
     }
 }
 
@@ -146,6 +149,38 @@ pub fn weight_grad(
     grad_out: &[f32],
     out_channels: usize,
 ) -> (Vec<f32>, Vec<f32>) {
+    let weight = if maps.channels >= WINOGRAD_WEIGHT_GRAD_FROM_CHANNELS {
+        winograd::weight_grad(input, maps, grad_out, out_channels)
+    } else {
+        implicit::weight_grad(input, maps, grad_out, out_channels)
+    };
+    let pixels = maps.pixels();
+    let bias = (0..out_channels)
+        .into_par_iter()
+        .map(|o| {
+            (0..maps.batch)
+                .map(|b| {
+                    let plane = &grad_out[(b * out_channels + o) * pixels..][..pixels];
+                    sum_lanes(pixels, |i| [plane[i]])[0]
+                })
+                .sum::<f64>() as f32
+        })
+        .collect();
+    (weight, bias)
+}
+
+/// The weight gradient of [`weight_grad`] as a direct convolution: im2col
+/// panels and the register tile, the reduction running over pixels.
+///
+/// # Panics
+///
+/// If the lengths do not match the shapes.
+pub fn direct_weight_grad(
+    input: &[f32],
+    maps: Maps,
+    grad_out: &[f32],
+    out_channels: usize,
+) -> Vec<f32> {
     let (pixels, image_len, k) = (maps.pixels(), maps.image_len(), 9 * maps.channels);
     assert_eq!(input.len(), maps.len(), "input of {maps:?}");
     assert_eq!(
@@ -154,7 +189,7 @@ pub fn weight_grad(
         "gradient"
     );
     let ranges = pixel_ranges(maps.batch, pixels, chunks_per_image(maps.batch, pixels));
-    let weight = ranges
+    ranges
         .par_iter()
         .fold(
             || vec![0.0f32; out_channels * k],
@@ -171,20 +206,7 @@ pub fn weight_grad(
                 a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
                 a
             },
-        );
-    let bias = (0..out_channels)
-        .into_par_iter()
-        .map(|o| {
-            (0..maps.batch)
-                .map(|b| {
-                    grad_out[(b * out_channels + o) * pixels..][..pixels]
-                        .iter()
-                        .sum::<f32>()
-                })
-                .sum()
-        })
-        .collect();
-    (weight, bias)
+        )
 }
 
 /// The forward pass over one image's pixels `p0..p1`, writing

@@ -11,6 +11,7 @@
 
 pub mod burn_ops;
 pub mod conv;
+pub mod implicit;
 pub mod norm_relu;
 mod tile;
 pub mod winograd;
@@ -61,4 +62,40 @@ pub(crate) fn own_kernels_apply(x: &Tensor<4>) -> bool {
     let off =
         *OFF.get_or_init(|| std::env::var_os("R2UNET_BURN_KERNELS").is_some_and(|v| v == "1"));
     !off && x.dtype() == DType::F32 && x.device().inner() == Device::flex()
+}
+
+/// `f(i)` summed over `0..n`, component by component: eight interleaved `f32`
+/// partial sums over blocks of 256 values, each block's total added in
+/// `f64`. One running sum is a chain of dependent additions the compiler must
+/// keep in order (a few cycles each); independent lanes vectorise, and the
+/// blocks bound the `f32` rounding. Used for the per-channel reductions over
+/// pixels; `f` should index slices of length `n` so that its bounds checks
+/// fold away.
+#[inline(always)]
+pub(crate) fn sum_lanes<const K: usize>(n: usize, f: impl Fn(usize) -> [f32; K]) -> [f64; K] {
+    const LANES: usize = 8;
+    const BLOCK: usize = 256;
+    let mut total = [0.0f64; K];
+    for start in (0..n).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n);
+        let whole = start + (end - start) / LANES * LANES;
+        let mut acc = [[0.0f32; LANES]; K];
+        for i0 in (start..whole).step_by(LANES) {
+            for lane in 0..LANES {
+                let v = f(i0 + lane);
+                for (a, x) in acc.iter_mut().zip(v) {
+                    a[lane] += x;
+                }
+            }
+        }
+        for i in whole..end {
+            for (a, x) in acc.iter_mut().zip(f(i)) {
+                a[0] += x;
+            }
+        }
+        for (t, a) in total.iter_mut().zip(&acc) {
+            *t += a.iter().map(|&x| x as f64).sum::<f64>();
+        }
+    }
+    total
 }

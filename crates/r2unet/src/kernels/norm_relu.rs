@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::Maps;
+use super::{Maps, sum_lanes};
 
 /// Per-channel mean and biased variance of `x` over the batch and the pixels,
 /// as `[mean_0..mean_C, var_0..var_C]`.
@@ -21,8 +21,7 @@ pub fn channel_stats(x: &[f32], maps: Maps) -> Vec<f32> {
     let (c, hw) = (maps.channels, maps.height * maps.width);
     let sums = per_image_sums(maps, |b, ch| {
         let plane = &x[(b * c + ch) * hw..][..hw];
-        let s: f64 = plane.iter().map(|&v| v as f64).sum();
-        let q: f64 = plane.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let [s, q] = sum_lanes(hw, |i| [plane[i], plane[i] * plane[i]]);
         (s, q)
     });
     let n = (maps.batch * hw) as f64;
@@ -96,13 +95,12 @@ pub fn backward(
     let sums = per_image_sums(maps, |b, ch| {
         let start = (b * c + ch) * hw;
         let (xs, ys, gs) = (&x[start..][..hw], &y[start..][..hw], &dy[start..][..hw]);
-        let (m, s) = (mean[ch], inv_std[ch] as f32);
-        let (mut sum_dz, mut sum_dz_xhat) = (0.0f64, 0.0f64);
-        for ((&xv, &yv), &g) in xs.iter().zip(ys).zip(gs) {
-            let dz = if yv > 0.0 { g } else { 0.0 };
-            sum_dz += dz as f64;
-            sum_dz_xhat += (dz * (xv - m) * s) as f64;
-        }
+        let (m, s) = (mean[ch], inv_std[ch]);
+        let [sum_dz, sum_dz_xc] = sum_lanes(hw, |i| {
+            let dz = relu_grad(ys[i], gs[i]);
+            [dz, dz * (xs[i] - m)]
+        });
+        let sum_dz_xhat = sum_dz_xc * s;
         (sum_dz, sum_dz_xhat)
     });
     let n = (maps.batch * hw) as f64;
@@ -136,12 +134,18 @@ pub fn backward(
                     .zip(&xi[range.clone()])
                     .zip(yi[range.clone()].iter().zip(&gi[range]));
                 for ((o, &xv), (&yv, &g)) in iter {
-                    let dz = if yv > 0.0 { g } else { 0.0 };
+                    let dz = relu_grad(yv, g);
                     *o = k * (dz - mean_dz - (xv - m) * s * mean_dz_xhat);
                 }
             }
         });
     (dx, dgamma, dbeta)
+}
+
+/// `g` where the ReLU passed (`y > 0`), else zero.
+#[inline(always)]
+fn relu_grad(y: f32, g: f32) -> f32 {
+    if y > 0.0 { g } else { 0.0 }
 }
 
 /// Per channel `a = gamma / sqrt(var + eps)` and `b = beta - a * mean`.

@@ -104,6 +104,195 @@ pub fn forward(
     out
 }
 
+/// The weight gradient of [`forward`] (`[out_channels, C, 3, 3]`, without
+/// the bias) by the transpose of F(2x2, 3x3): with `V = Bᵀ d B` per input
+/// tile and `E = A e Aᵀ` per 2x2 block `e` of the output gradient, the
+/// gradient of the transformed filters is `R[ξ] = Σ over tiles of E[ξ] V[ξ]ᵀ`
+/// (`[out, in]`, 16 matrix products whose reduction runs over tiles) and
+/// that of each 3x3 filter `Gᵀ R G`. Same result as
+/// [`conv::weight_grad`](super::conv::weight_grad) up to rounding.
+///
+/// Tiles are taken in chunks; within a chunk both transforms are laid out
+/// with the tile as the reduction index of the register tile: `V` with
+/// [`NR`] input channels per row, `E` with [`MR`] output channels.
+///
+/// # Panics
+///
+/// If the lengths do not match the shapes.
+pub fn weight_grad(input: &[f32], maps: Maps, grad_out: &[f32], out_channels: usize) -> Vec<f32> {
+    let (c, h, w) = (maps.channels, maps.height, maps.width);
+    assert_eq!(input.len(), maps.len(), "input of {maps:?}");
+    assert_eq!(
+        grad_out.len(),
+        maps.batch * out_channels * h * w,
+        "gradient"
+    );
+    let tiles = maps.batch * h.div_ceil(2) * w.div_ceil(2);
+    let (o_blocks, c_blocks) = (out_channels.div_ceil(MR), c.div_ceil(NR));
+    // R[ξ][o][c] over whole blocks of rows and columns.
+    let r_len = 16 * o_blocks * MR * c_blocks * NR;
+    if tiles == 0 || r_len == 0 {
+        return vec![0.0; out_channels * c * 9];
+    }
+    let chunk = CHUNK.min(tiles.div_ceil(4 * rayon::current_num_threads()));
+    let r = (0..tiles.div_ceil(chunk))
+        .into_par_iter()
+        .fold(
+            || {
+                let v = vec![0.0f32; 16 * c_blocks * chunk * NR];
+                let e = vec![0.0f32; 16 * o_blocks * chunk * MR];
+                (vec![0.0f32; r_len], v, e)
+            },
+            |(mut r, mut v, mut e), k| {
+                let (t0, nt) = (k * chunk, chunk.min(tiles - k * chunk));
+                transform_input_by_channel(input, maps, t0, nt, chunk, &mut v);
+                transform_grad(grad_out, maps, out_channels, t0, nt, chunk, &mut e);
+                for xi in 0..16 {
+                    for i in 0..o_blocks {
+                        let a = &e[(xi * o_blocks + i) * chunk * MR..];
+                        for jb in 0..c_blocks {
+                            let t = tile(nt, a, &v[(xi * c_blocks + jb) * chunk * NR..]);
+                            for (row, sums) in t.iter().enumerate() {
+                                let o = i * MR + row;
+                                let dst =
+                                    &mut r[(xi * o_blocks * MR + o) * c_blocks * NR + jb * NR..];
+                                dst[..NR].iter_mut().zip(sums).for_each(|(d, x)| *d += x);
+                            }
+                        }
+                    }
+                }
+                (r, v, e)
+            },
+        )
+        .map(|(r, _, _)| r)
+        .reduce(
+            || vec![0.0f32; r_len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    // Gᵀ R G per filter; G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]].
+    let ld = c_blocks * NR;
+    let mut grad = vec![0.0f32; out_channels * c * 9];
+    for (o, filters) in grad.chunks_exact_mut(c * 9).enumerate() {
+        for (ch, g) in filters.chunks_exact_mut(9).enumerate() {
+            let rr = |xi: usize| r[(xi * o_blocks * MR + o) * ld + ch];
+            let mut q = [[0.0f32; 4]; 3];
+            for col in 0..4 {
+                let (r0, r1, r2, r3) = (rr(col), rr(4 + col), rr(8 + col), rr(12 + col));
+                q[0][col] = r0 + 0.5 * (r1 + r2);
+                q[1][col] = 0.5 * (r1 - r2);
+                q[2][col] = 0.5 * (r1 + r2) + r3;
+            }
+            for (row, x) in q.iter().enumerate() {
+                g[row * 3] = x[0] + 0.5 * (x[1] + x[2]);
+                g[row * 3 + 1] = 0.5 * (x[1] - x[2]);
+                g[row * 3 + 2] = 0.5 * (x[1] + x[2]) + x[3];
+            }
+        }
+    }
+    grad
+}
+
+/// Tiles per chunk of the weight gradient: the chunk's transforms (16 x
+/// (C + O) values per tile) stay within the second-level cache at 64 channels.
+const CHUNK: usize = 64;
+
+/// `V = Bᵀ d B` for tiles `t0..t0+nt` with channels as lanes:
+/// `v[((ξ * c_blocks + jb) * chunk + j) * NR + lane]` for channel `jb * NR + lane`
+/// of tile `t0 + j`, zero past the last channel.
+fn transform_input_by_channel(
+    input: &[f32],
+    maps: Maps,
+    t0: usize,
+    nt: usize,
+    chunk: usize,
+    v: &mut [f32],
+) {
+    let c = maps.channels;
+    let c_blocks = c.div_ceil(NR);
+    for j in 0..nt {
+        let at = corner(maps, t0 + j);
+        for jb in 0..c_blocks {
+            let mut d = [[0.0f32; NR]; 16];
+            for lane in 0..NR.min(c - jb * NR) {
+                gather(input, maps, jb * NR + lane, at, &mut d, lane);
+            }
+            let stride = c_blocks * chunk * NR;
+            input_transform(&d, &mut v[(jb * chunk + j) * NR..], stride);
+        }
+    }
+}
+
+/// `E = A e Aᵀ` (4x4) for the 2x2 output-gradient block `e` of tiles
+/// `t0..t0+nt`, output channels as lanes:
+/// `e[((ξ * o_blocks + i) * chunk + j) * MR + lane]` for channel `i * MR + lane`.
+/// Pixels past the image's last row or column count as zero.
+fn transform_grad(
+    grad_out: &[f32],
+    maps: Maps,
+    out_channels: usize,
+    t0: usize,
+    nt: usize,
+    chunk: usize,
+    e: &mut [f32],
+) {
+    let (h, w) = (maps.height, maps.width);
+    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let o_blocks = out_channels.div_ceil(MR);
+    for j in 0..nt {
+        let t = t0 + j;
+        let (b, tt) = (t / (th * tw), t % (th * tw));
+        let (y, x) = (2 * (tt / tw), 2 * (tt % tw));
+        let (down, right) = (y + 1 < h, x + 1 < w);
+        for i in 0..o_blocks {
+            // The 2x2 block of MR output channels, lane by lane.
+            let mut g = [[0.0f32; MR]; 4];
+            for lane in 0..MR.min(out_channels - i * MR) {
+                let plane = &grad_out[(b * out_channels + i * MR + lane) * h * w..][..h * w];
+                let row = &plane[y * w + x..];
+                g[0][lane] = row[0];
+                if right {
+                    g[1][lane] = row[1];
+                }
+                if down {
+                    g[2][lane] = row[w];
+                    if right {
+                        g[3][lane] = row[w + 1];
+                    }
+                }
+            }
+            // A e with A = [[1, 0], [1, 1], [1, -1], [0, -1]], then (A e) Aᵀ.
+            let mut rows = [[[0.0f32; MR]; 2]; 4];
+            for lane in 0..MR {
+                let (e00, e01, e10, e11) = (g[0][lane], g[1][lane], g[2][lane], g[3][lane]);
+                rows[0][0][lane] = e00;
+                rows[0][1][lane] = e01;
+                rows[1][0][lane] = e00 + e10;
+                rows[1][1][lane] = e01 + e11;
+                rows[2][0][lane] = e00 - e10;
+                rows[2][1][lane] = e01 - e11;
+                rows[3][0][lane] = -e10;
+                rows[3][1][lane] = -e11;
+            }
+            for (r, [a, bb]) in rows.iter().enumerate() {
+                for s in 0..4 {
+                    let dst = &mut e[(((r * 4 + s) * o_blocks + i) * chunk + j) * MR..][..MR];
+                    for lane in 0..MR {
+                        dst[lane] = match s {
+                            0 => a[lane],
+                            1 => a[lane] + bb[lane],
+                            2 => a[lane] - bb[lane],
+                            _ => -bb[lane],
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `U = G g Gᵀ` for every filter, as 16 matrices `[out, in]` packed in row
 /// blocks for the register tile: `packed[ξ][(i * c + ch) * MR + r]`.
 fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f32>> {
@@ -143,65 +332,104 @@ fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f
 /// `v[(ξ * c + ch) * NR + j]`, zero for `j >= nt`. The 16 input values of each
 /// tile are gathered into lanes, then transformed for all tiles at once.
 fn transform_input(input: &[f32], maps: Maps, t0: usize, nt: usize, v: &mut [f32]) {
-    let (c, h, w) = (maps.channels, maps.height, maps.width);
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    // Where each tile starts: image, top-left corner, whether it is inside.
-    let corners: Vec<(usize, isize, isize, bool)> = (0..nt)
-        .map(|j| {
-            let t = t0 + j;
-            let (b, tt) = (t / (th * tw), t % (th * tw));
-            let (y0, x0) = (2 * (tt / tw) as isize - 1, 2 * (tt % tw) as isize - 1);
-            let inside = y0 >= 0 && x0 >= 0 && y0 + 4 <= h as isize && x0 + 4 <= w as isize;
-            (b, y0, x0, inside)
-        })
-        .collect();
+    let c = maps.channels;
+    let corners: Vec<Corner> = (t0..t0 + nt).map(|t| corner(maps, t)).collect();
     let mut d = [[0.0f32; NR]; 16];
     for ch in 0..c {
-        for (j, &(b, y0, x0, inside)) in corners.iter().enumerate() {
-            let plane = &input[(b * c + ch) * h * w..][..h * w];
-            for r in 0..4 {
-                let y = y0 + r as isize;
-                if inside {
-                    let at = y as usize * w + x0 as usize;
-                    for s in 0..4 {
-                        d[r * 4 + s][j] = plane[at + s];
-                    }
-                } else {
-                    for s in 0..4 {
-                        let x = x0 + s as isize;
-                        let ok = (0..h as isize).contains(&y) && (0..w as isize).contains(&x);
-                        d[r * 4 + s][j] = if ok {
-                            plane[y as usize * w + x as usize]
-                        } else {
-                            0.0
-                        };
-                    }
-                }
-            }
+        for (j, &corner) in corners.iter().enumerate() {
+            gather(input, maps, ch, corner, &mut d, j);
         }
         for lanes in d.iter_mut() {
             lanes[nt..].fill(0.0);
         }
-        // Bᵀ d over rows, then B over columns, lane by lane.
-        let mut bd = [[0.0f32; NR]; 16];
-        for s in 0..4 {
-            for j in 0..NR {
-                let (d0, d1, d2, d3) = (d[s][j], d[4 + s][j], d[8 + s][j], d[12 + s][j]);
-                bd[s][j] = d0 - d2;
-                bd[4 + s][j] = d1 + d2;
-                bd[8 + s][j] = d2 - d1;
-                bd[12 + s][j] = d1 - d3;
+        input_transform(&d, &mut v[ch * NR..], c * NR);
+    }
+}
+
+/// Where input tile `t` of the batch starts: its image, the top-left corner
+/// (one pixel up and left of its 2x2 output block), and whether all 4x4
+/// values lie inside the image.
+#[derive(Clone, Copy)]
+struct Corner {
+    image: usize,
+    y0: isize,
+    x0: isize,
+    inside: bool,
+}
+
+#[inline(always)]
+fn corner(maps: Maps, t: usize) -> Corner {
+    let (h, w) = (maps.height, maps.width);
+    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let (image, tt) = (t / (th * tw), t % (th * tw));
+    let (y0, x0) = (2 * (tt / tw) as isize - 1, 2 * (tt % tw) as isize - 1);
+    let inside = y0 >= 0 && x0 >= 0 && y0 + 4 <= h as isize && x0 + 4 <= w as isize;
+    Corner {
+        image,
+        y0,
+        x0,
+        inside,
+    }
+}
+
+/// The 4x4 input tile at `at` of channel `ch` into lane `lane` of `d`
+/// (`d[r * 4 + s][lane]` for row `r`, column `s`), zero outside the image.
+#[inline(always)]
+fn gather(input: &[f32], maps: Maps, ch: usize, at: Corner, d: &mut [[f32; NR]; 16], lane: usize) {
+    let (c, h, w) = (maps.channels, maps.height, maps.width);
+    let plane = &input[(at.image * c + ch) * h * w..][..h * w];
+    if at.inside {
+        for r in 0..4 {
+            let first = (at.y0 as usize + r) * w + at.x0 as usize;
+            let row = &plane[first..first + 4];
+            for s in 0..4 {
+                d[r * 4 + s][lane] = row[s];
             }
         }
+    } else {
         for r in 0..4 {
-            let row = &bd[r * 4..r * 4 + 4];
-            for j in 0..NR {
-                let (e0, e1, e2, e3) = (row[0][j], row[1][j], row[2][j], row[3][j]);
-                v[((r * 4) * c + ch) * NR + j] = e0 - e2;
-                v[((r * 4 + 1) * c + ch) * NR + j] = e1 + e2;
-                v[((r * 4 + 2) * c + ch) * NR + j] = e2 - e1;
-                v[((r * 4 + 3) * c + ch) * NR + j] = e1 - e3;
+            let y = at.y0 + r as isize;
+            for s in 0..4 {
+                let x = at.x0 + s as isize;
+                let ok = (0..h as isize).contains(&y) && (0..w as isize).contains(&x);
+                d[r * 4 + s][lane] = if ok {
+                    plane[y as usize * w + x as usize]
+                } else {
+                    0.0
+                };
             }
+        }
+    }
+}
+
+/// `Bᵀ d B` lane by lane: `d[r * 4 + s]` holds row `r`, column `s` of a 4x4
+/// input tile for [`NR`] tiles or channels at once; position `ξ` of the result
+/// goes to `out[ξ * stride..][..NR]`.
+#[inline(always)]
+fn input_transform(d: &[[f32; NR]; 16], out: &mut [f32], stride: usize) {
+    // Bᵀ d over rows, then B over columns.
+    let mut bd = [[0.0f32; NR]; 16];
+    for s in 0..4 {
+        for j in 0..NR {
+            let (d0, d1, d2, d3) = (d[s][j], d[4 + s][j], d[8 + s][j], d[12 + s][j]);
+            bd[s][j] = d0 - d2;
+            bd[4 + s][j] = d1 + d2;
+            bd[8 + s][j] = d2 - d1;
+            bd[12 + s][j] = d1 - d3;
+        }
+    }
+    for r in 0..4 {
+        let row = &bd[r * 4..r * 4 + 4];
+        let mut v = [[0.0f32; NR]; 4];
+        for j in 0..NR {
+            let (e0, e1, e2, e3) = (row[0][j], row[1][j], row[2][j], row[3][j]);
+            v[0][j] = e0 - e2;
+            v[1][j] = e1 + e2;
+            v[2][j] = e2 - e1;
+            v[3][j] = e1 - e3;
+        }
+        for (s, lanes) in v.iter().enumerate() {
+            out[(r * 4 + s) * stride..][..NR].copy_from_slice(lanes);
         }
     }
 }
@@ -292,6 +520,36 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f32::max);
             assert!(d < 1e-4, "{m:?} -> {o}: {d}");
+        }
+    }
+
+    /// Against the direct weight gradient, on odd and even sides, chunks
+    /// with a partial last one, and channel counts off both tile sides.
+    #[test]
+    fn winograd_weight_gradient_matches_the_direct_one() {
+        for (batch, channels, height, width, o) in [
+            (3, 5, 7, 9, 7),
+            (1, 33, 13, 35, 13),
+            (2, 1, 4, 3, 16),
+            (5, 40, 6, 6, 6),
+            (4, 17, 11, 10, 20),
+        ] {
+            let m = Maps {
+                batch,
+                channels,
+                height,
+                width,
+            };
+            let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
+            let want = super::super::conv::direct_weight_grad(&x, m, &g, o);
+            let got = weight_grad(&x, m, &g, o);
+            let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+            let d = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(d < 1e-5 * scale, "{m:?} -> {o}: {d} (scale {scale})");
         }
     }
 }

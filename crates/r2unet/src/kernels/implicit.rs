@@ -1,0 +1,356 @@
+//! The 3x3 convolution's forward pass and weight gradient as implicit matrix
+//! products on a zero-padded copy of the image: no panel is packed.
+//!
+//! In an image padded by one pixel on every side and flattened row by row
+//! (`pw = W + 2` values per row), output pixel `(y, x)` sits at position
+//! `q = y * pw + x`, and its tap `(dy, dx)` of channel `c` at
+//! `c * plane + q + dy * pw + dx`: one constant offset per tap. So the values
+//! a tap contributes to consecutive positions are consecutive in memory, and
+//! the register tile reads them where they lie ([`tile_offsets`] for the
+//! forward pass, [`tile_rows`] for the weight gradient). The price is the
+//! two padding columns of each row, computed and dropped (4% at 48x48).
+//!
+//! Used below [`WINOGRAD_FROM_CHANNELS`](super::conv) input channels, where
+//! the forward pass packed as many values as it multiplied
+//! (BENCHMARKS.md).
+
+use rayon::prelude::*;
+
+use super::Maps;
+use super::tile::{FN, FR, MR, NR, tile_offsets, tile_rows};
+
+/// A batch zero-padded by one pixel on each side, planes of
+/// `(H + 2) x (W + 2)`, with room after the last plane for the windows of
+/// the last positions.
+struct Padded {
+    data: Vec<f32>,
+    /// Values per padded row.
+    pw: usize,
+    /// Values per padded plane.
+    plane: usize,
+    /// Values per padded image.
+    image: usize,
+}
+
+impl Padded {
+    fn new(input: &[f32], maps: Maps) -> Self {
+        let (c, h, w) = (maps.channels, maps.height, maps.width);
+        let (pw, plane) = (w + 2, (h + 2) * (w + 2));
+        let image = c * plane;
+        let mut data = vec![0.0f32; maps.batch * image + FN + 2 * pw + 8];
+        data[..maps.batch * image]
+            .par_chunks_mut(image)
+            .zip(input.par_chunks(c * h * w))
+            .for_each(|(dst, src)| {
+                for (padded, plane_in) in dst.chunks_exact_mut(plane).zip(src.chunks_exact(h * w)) {
+                    for (y, row) in plane_in.chunks_exact(w).enumerate() {
+                        padded[(y + 1) * pw + 1..][..w].copy_from_slice(row);
+                    }
+                }
+            });
+        Self {
+            data,
+            pw,
+            plane,
+            image,
+        }
+    }
+
+    /// The offset of every tap `(c, dy, dx)` from its output position, in
+    /// the weight's order (`9c + 3dy + dx`): ascending.
+    fn taps(&self, channels: usize) -> Vec<usize> {
+        (0..channels)
+            .flat_map(|c| (0..9).map(move |t| c * self.plane + t / 3 * self.pw + t % 3))
+            .collect()
+    }
+}
+
+/// Rows `y0..y1` of each image: the unit of work, when an image alone would
+/// leave threads idle.
+fn row_ranges(batch: usize, height: usize) -> Vec<(usize, usize, usize)> {
+    let per_image = (2 * rayon::current_num_threads())
+        .div_ceil(batch.max(1))
+        .clamp(1, height.max(1));
+    let rows = height.div_ceil(per_image).max(1);
+    (0..batch)
+        .flat_map(|b| {
+            (0..height)
+                .step_by(rows)
+                .map(move |y0| (b, y0, (y0 + rows).min(height)))
+        })
+        .collect()
+}
+
+/// [`conv::forward`](super::conv::forward): same arguments, same result up
+/// to rounding.
+///
+/// # Panics
+///
+/// If `input`, `weight` or `bias` do not have the lengths the shapes imply.
+pub fn forward(
+    input: &[f32],
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let (c, h, w) = (maps.channels, maps.height, maps.width);
+    let k = 9 * c;
+    assert_eq!(input.len(), maps.len(), "input of {maps:?}");
+    assert_eq!(weight.len(), out_channels * k, "3x3 weight");
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), out_channels, "bias");
+    }
+    let mut out = vec![0.0f32; maps.batch * out_channels * h * w];
+    if out.is_empty() {
+        return out;
+    }
+    let padded = Padded::new(input, maps);
+    let taps = padded.taps(c);
+    // The weight in blocks of FR output channels: packed[(i * k + kk) * FR + r].
+    let blocks = out_channels.div_ceil(FR);
+    let mut packed = vec![0.0f32; blocks * k * FR];
+    for (o, filters) in weight.chunks_exact(k).enumerate() {
+        for (kk, &v) in filters.iter().enumerate() {
+            packed[((o / FR) * k + kk) * FR + o % FR] = v;
+        }
+    }
+    let job = Forward {
+        padded: &padded,
+        taps: &taps,
+        packed: &packed,
+        bias,
+        maps,
+        out_channels,
+    };
+    let ranges = row_ranges(maps.batch, h);
+    let image_len = out_channels * h * w;
+    if ranges.len() == maps.batch {
+        out.par_chunks_mut(image_len)
+            .enumerate()
+            .for_each(|(b, dst)| job.run(b, 0, h, dst));
+    } else {
+        let parts: Vec<Vec<f32>> = ranges
+            .par_iter()
+            .map(|&(b, y0, y1)| {
+                let mut part = vec![0.0f32; out_channels * (y1 - y0) * w];
+                job.run(b, y0, y1, &mut part);
+                part
+            })
+            .collect();
+        for (&(b, y0, y1), part) in ranges.iter().zip(&parts) {
+            let len = (y1 - y0) * w;
+            for o in 0..out_channels {
+                out[b * image_len + o * h * w + y0 * w..][..len]
+                    .copy_from_slice(&part[o * len..][..len]);
+            }
+        }
+    }
+    out
+}
+
+struct Forward<'a> {
+    padded: &'a Padded,
+    taps: &'a [usize],
+    packed: &'a [f32],
+    bias: Option<&'a [f32]>,
+    maps: Maps,
+    out_channels: usize,
+}
+
+impl Forward<'_> {
+    /// Rows `y0..y1` of image `b` into `dst[o * (y1 - y0) * W + (y - y0) * W + x]`.
+    fn run(&self, b: usize, y0: usize, y1: usize, dst: &mut [f32]) {
+        let (w, pw) = (self.maps.width, self.padded.pw);
+        let (k, rows) = (self.taps.len(), y1 - y0);
+        let image = &self.padded.data[b * self.padded.image..];
+        let (start, end) = (y0 * pw, y1 * pw);
+        let mut segments = Vec::with_capacity(FN);
+        for p0 in (start..end).step_by(FN) {
+            // Runs of lanes inside the image: (first lane, length, pixel).
+            segments.clear();
+            let mut lane = 0;
+            while lane < FN && p0 + lane < end {
+                let (y, x) = ((p0 + lane) / pw, (p0 + lane) % pw);
+                let run = (FN - lane).min(pw - x).min(end - p0 - lane);
+                if x < w {
+                    segments.push((lane, run.min(w - x), (y - y0) * w + x));
+                }
+                lane += run;
+            }
+            for i in 0..self.out_channels.div_ceil(FR) {
+                let t = tile_offsets(&self.packed[i * k * FR..], &image[p0..], self.taps);
+                for (r, row) in t
+                    .iter()
+                    .enumerate()
+                    .take(FR.min(self.out_channels - i * FR))
+                {
+                    let o = i * FR + r;
+                    let bias = self.bias.map_or(0.0, |b| b[o]);
+                    let plane = &mut dst[o * rows * w..][..rows * w];
+                    for &(lane, len, at) in &segments {
+                        for (d, &v) in plane[at..at + len].iter_mut().zip(&row[lane..lane + len]) {
+                            *d = v + bias;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`conv::direct_weight_grad`](super::conv::direct_weight_grad): the
+/// gradient of the `[out_channels, C, 3, 3]` weight, up to rounding. The
+/// reduction runs over positions: the output gradient, transposed to
+/// `[position][out channel]` with zeros in the padding columns, is one
+/// operand; the other is read as one row per tap from the padded image.
+///
+/// # Panics
+///
+/// If the lengths do not match the shapes.
+pub fn weight_grad(input: &[f32], maps: Maps, grad_out: &[f32], out_channels: usize) -> Vec<f32> {
+    let (c, h, w) = (maps.channels, maps.height, maps.width);
+    let k = 9 * c;
+    assert_eq!(input.len(), maps.len(), "input of {maps:?}");
+    assert_eq!(
+        grad_out.len(),
+        maps.batch * out_channels * h * w,
+        "gradient"
+    );
+    let (k_blocks, o_blocks) = (k.div_ceil(MR), out_channels.div_ceil(NR));
+    let acc_len = k_blocks * MR * o_blocks * NR;
+    if maps.is_empty() || out_channels == 0 {
+        return vec![0.0; out_channels * k];
+    }
+    let padded = Padded::new(input, maps);
+    let taps = padded.taps(c);
+    let pw = padded.pw;
+    // Positions per block of the reduction: the block's gradient rows
+    // (16 KiB per block of NR output channels) stay in L1.
+    const QC: usize = 256;
+    let acc = row_ranges(maps.batch, h)
+        .into_par_iter()
+        .fold(
+            || vec![0.0f32; acc_len],
+            |mut acc, (b, y0, y1)| {
+                let (start, n) = (y0 * pw, (y1 - y0) * pw);
+                // gt[(j * n + q) * NR + lane]: output channel j * NR + lane at position start + q.
+                let mut gt = vec![0.0f32; o_blocks * n * NR];
+                for o in 0..out_channels {
+                    let (j, lane) = (o / NR, o % NR);
+                    let plane = &grad_out[(b * out_channels + o) * h * w..][..h * w];
+                    for y in y0..y1 {
+                        for (x, &g) in plane[y * w..][..w].iter().enumerate() {
+                            gt[(j * n + (y - y0) * pw + x) * NR + lane] = g;
+                        }
+                    }
+                }
+                let image = &padded.data[b * padded.image..];
+                for q0 in (0..n).step_by(QC) {
+                    let qc = QC.min(n - q0);
+                    for i in 0..k_blocks {
+                        // Taps past the last one repeat the first; their rows are dropped.
+                        let rows: [&[f32]; MR] = std::array::from_fn(|r| {
+                            let tap = taps[if i * MR + r < k { i * MR + r } else { 0 }];
+                            &image[tap + start + q0..][..qc]
+                        });
+                        for j in 0..o_blocks {
+                            let t = tile_rows(qc, rows, &gt[(j * n + q0) * NR..]);
+                            for (r, sums) in t.iter().enumerate() {
+                                let dst = &mut acc[(i * MR + r) * o_blocks * NR + j * NR..][..NR];
+                                dst.iter_mut().zip(sums).for_each(|(d, v)| *d += v);
+                            }
+                        }
+                    }
+                }
+                acc
+            },
+        )
+        .reduce(
+            || vec![0.0f32; acc_len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    // acc is [tap][out channel]; the gradient [out channel][tap].
+    let ld = o_blocks * NR;
+    let mut grad = vec![0.0f32; out_channels * k];
+    for (o, row) in grad.chunks_exact_mut(k).enumerate() {
+        for (kk, g) in row.iter_mut().enumerate() {
+            *g = acc[kk * ld + o];
+        }
+    }
+    grad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// Shapes with widths below and above a tile's 24 lanes, one row, one
+    /// column, channel counts off the tile's rows and columns, and batches
+    /// smaller than the thread count (split by rows).
+    const SHAPES: [(usize, usize, usize, usize, usize); 7] = [
+        (3, 5, 7, 9, 7),
+        (1, 16, 13, 35, 13),
+        (2, 1, 4, 3, 16),
+        (5, 3, 6, 6, 6),
+        (2, 16, 48, 48, 17),
+        (1, 2, 1, 30, 5),
+        (1, 4, 9, 1, 3),
+    ];
+
+    #[test]
+    fn forward_matches_the_direct_convolution() {
+        for (batch, channels, height, width, o) in SHAPES {
+            let m = Maps {
+                batch,
+                channels,
+                height,
+                width,
+            };
+            let (x, wt, b) = (
+                values(m.len(), 1),
+                values(o * channels * 9, 2),
+                values(o, 3),
+            );
+            let want = super::super::conv::direct_forward(&x, m, &wt, o, Some(&b));
+            let got = forward(&x, m, &wt, o, Some(&b));
+            let d = max_diff(&got, &want);
+            assert!(d < 1e-4, "{m:?} -> {o}: {d}");
+        }
+    }
+
+    #[test]
+    fn weight_gradient_matches_the_direct_one() {
+        for (batch, channels, height, width, o) in SHAPES {
+            let m = Maps {
+                batch,
+                channels,
+                height,
+                width,
+            };
+            let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
+            let want = super::super::conv::direct_weight_grad(&x, m, &g, o);
+            let got = weight_grad(&x, m, &g, o);
+            let d = max_diff(&got, &want);
+            let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+            assert!(d < 1e-5 * scale, "{m:?} -> {o}: {d} (scale {scale})");
+        }
+    }
+}
