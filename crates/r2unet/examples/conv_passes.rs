@@ -1,7 +1,8 @@
-//! Throughput of the three 3x3 convolution passes (`r2unet::kernels::conv`) at
-//! the retina R2U-Net's four levels (batch 32, C -> C channels), best of five,
-//! and of the direct forward and weight gradient where those take Winograd's
-//! F(2x2, 3x3):
+//! Throughput of the 3x3 convolution's passes at the retina R2U-Net's four
+//! levels (batch 32, C -> C channels, best of five): both implementations of
+//! the forward pass and of the weight gradient (Winograd's F(2x2, 3x3) and
+//! the implicit product on a padded copy; `kernels::conv` takes Winograd from
+//! 32 input channels), and the input gradient as `kernels::conv` runs it:
 //!
 //! ```sh
 //! cargo run --release -p r2unet --example conv_passes
@@ -12,7 +13,7 @@
 
 use std::time::Instant;
 
-use r2unet::kernels::{Maps, conv as passes};
+use r2unet::kernels::{Maps, conv, implicit, winograd};
 
 fn main() {
     println!("threads {}", rayon::current_num_threads());
@@ -28,27 +29,44 @@ fn main() {
         let b = vec![0.1f32; c];
         let flops = 2.0 * (m.len() * c * 9) as f64;
         let mut best = [f64::MAX; 5];
+        let mut time = |i: usize, f: &dyn Fn()| {
+            let t0 = Instant::now();
+            f();
+            best[i] = best[i].min(t0.elapsed().as_secs_f64());
+        };
         for _ in 0..5 {
-            let t0 = Instant::now();
-            let y = passes::forward(&x, m, &w, c, Some(&b));
-            best[0] = best[0].min(t0.elapsed().as_secs_f64());
-            let t0 = Instant::now();
-            std::hint::black_box(passes::input_grad(&y, m, &w, c));
-            best[1] = best[1].min(t0.elapsed().as_secs_f64());
-            let t0 = Instant::now();
-            std::hint::black_box(passes::weight_grad(&x, m, &y, c));
-            best[2] = best[2].min(t0.elapsed().as_secs_f64());
-            let t0 = Instant::now();
-            std::hint::black_box(passes::direct_forward(&x, m, &w, c, Some(&b)));
-            best[3] = best[3].min(t0.elapsed().as_secs_f64());
-            let t0 = Instant::now();
-            std::hint::black_box(passes::direct_weight_grad(&x, m, &y, c));
-            best[4] = best[4].min(t0.elapsed().as_secs_f64());
+            time(0, &|| {
+                drop(std::hint::black_box(winograd::forward(
+                    &x,
+                    m,
+                    &w,
+                    c,
+                    Some(&b),
+                )))
+            });
+            time(1, &|| {
+                drop(std::hint::black_box(implicit::forward(
+                    &x,
+                    m,
+                    &w,
+                    c,
+                    Some(&b),
+                )))
+            });
+            time(2, &|| {
+                drop(std::hint::black_box(winograd::weight_grad(&x, m, &x, c)))
+            });
+            time(3, &|| {
+                drop(std::hint::black_box(implicit::weight_grad(&x, m, &x, c)))
+            });
+            time(4, &|| {
+                drop(std::hint::black_box(conv::input_grad(&x, m, &w, c)))
+            });
         }
-        let [f, dx, dw, wf, wdw] =
-            best.map(|t| format!("{:6.2} ms {:6.1} GFLOP/s", t * 1e3, flops / t / 1e9));
+        let [wf, f, wdw, dw, dx] =
+            best.map(|t| format!("{:5.2} ms {:5.1}", t * 1e3, flops / t / 1e9));
         println!(
-            "C = {c:3}, {s:2}x{s:2}: forward {f} | input grad {dx} | weight grad {dw} | direct forward {wf} | direct weight grad {wdw}"
+            "C = {c:3}, {s:2}x{s:2} (ms, GFLOP/s): forward Winograd {wf} implicit {f} | weight grad Winograd {wdw} implicit {dw} | input grad {dx}"
         );
     }
 }

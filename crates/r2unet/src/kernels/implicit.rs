@@ -199,7 +199,7 @@ impl Forward<'_> {
     }
 }
 
-/// [`conv::direct_weight_grad`](super::conv::direct_weight_grad): the
+/// [`conv::weight_grad`](super::conv::weight_grad)'s weight part: the
 /// gradient of the `[out_channels, C, 3, 3]` weight, up to rounding. The
 /// reduction runs over positions: the output gradient, transposed to
 /// `[position][out channel]` with zeros in the padding columns, is one
@@ -316,7 +316,7 @@ mod tests {
     ];
 
     #[test]
-    fn forward_matches_the_direct_convolution() {
+    fn forward_matches_the_definition() {
         for (batch, channels, height, width, o) in SHAPES {
             let m = Maps {
                 batch,
@@ -329,7 +329,7 @@ mod tests {
                 values(o * channels * 9, 2),
                 values(o, 3),
             );
-            let want = super::super::conv::direct_forward(&x, m, &wt, o, Some(&b));
+            let want = super::super::conv::reference::forward(&x, m, &wt, o, &b);
             let got = forward(&x, m, &wt, o, Some(&b));
             let d = max_diff(&got, &want);
             assert!(d < 1e-4, "{m:?} -> {o}: {d}");
@@ -337,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn weight_gradient_matches_the_direct_one() {
+    fn weight_gradient_matches_the_definition() {
         for (batch, channels, height, width, o) in SHAPES {
             let m = Maps {
                 batch,
@@ -346,7 +346,7 @@ mod tests {
                 width,
             };
             let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
-            let want = super::super::conv::direct_weight_grad(&x, m, &g, o);
+            let want = super::super::conv::reference::weight_grad(&x, m, &g, o);
             let got = weight_grad(&x, m, &g, o);
             let d = max_diff(&got, &want);
             let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));

@@ -2,14 +2,13 @@
 //! filtering F(2x2, 3x3) (Lavin & Gray 2016, "Fast Algorithms for
 //! Convolutional Neural Networks"): each 2x2 block of output pixels comes
 //! from a 4x4 input tile through 16 products per channel pair instead of 36,
-//! 2.25x fewer multiplications than the direct convolution of
-//! [`conv`](super::conv).
+//! 2.25x fewer multiplications than the direct convolution.
 //!
 //! With `U = G g Gᵀ` (each 3x3 filter as 4x4), `V = Bᵀ d B` (each input tile
 //! as 4x4) and `M[ξ] = U[ξ] V[ξ]` summed over input channels (16 matrix
 //! products, one per position ξ of the 4x4), the output block is `Aᵀ M A`.
 //! Tiles of the whole batch are taken in strips of [`NR`] so that the
-//! products run on the same register tile as the direct convolution, and a
+//! products run on the 6x16 register tile ([`tile`]), and a
 //! strip's transformed input (16 x C x 16 values) stays in cache.
 
 // The transforms run lane by lane over a strip's tiles, indexing several
@@ -21,8 +20,8 @@ use rayon::prelude::*;
 use super::Maps;
 use super::tile::{MR, NR, tile};
 
-/// [`conv::direct_forward`](super::conv::direct_forward) by F(2x2, 3x3):
-/// same arguments, same result up to rounding.
+/// [`conv::forward`](super::conv::forward) by F(2x2, 3x3): same arguments,
+/// same result up to rounding.
 ///
 /// # Panics
 ///
@@ -110,7 +109,7 @@ pub fn forward(
 /// gradient of the transformed filters is `R[ξ] = Σ over tiles of E[ξ] V[ξ]ᵀ`
 /// (`[out, in]`, 16 matrix products whose reduction runs over tiles) and
 /// that of each 3x3 filter `Gᵀ R G`. Same result as
-/// [`conv::weight_grad`](super::conv::weight_grad) up to rounding.
+/// [`conv::weight_grad`](super::conv::weight_grad)'s weight part up to rounding.
 ///
 /// Tiles are taken in chunks; within a chunk both transforms are laid out
 /// with the tile as the reduction index of the register tile: `V` with
@@ -490,10 +489,10 @@ mod tests {
             .collect()
     }
 
-    /// Against the direct convolution (itself tested against the definition),
+    /// Against the definition,
     /// on odd and even sides, partial strips, and channel counts off the tile.
     #[test]
-    fn winograd_matches_the_direct_convolution() {
+    fn winograd_matches_the_definition() {
         for (batch, channels, height, width, o) in [
             (3, 5, 7, 9, 7),
             (1, 33, 13, 35, 13),
@@ -512,7 +511,7 @@ mod tests {
                 values(o * channels * 9, 2),
                 values(o, 3),
             );
-            let want = super::super::conv::direct_forward(&x, m, &wt, o, Some(&b));
+            let want = super::super::conv::reference::forward(&x, m, &wt, o, &b);
             let got = forward(&x, m, &wt, o, Some(&b));
             let d = got
                 .iter()
@@ -523,10 +522,10 @@ mod tests {
         }
     }
 
-    /// Against the direct weight gradient, on odd and even sides, chunks
+    /// Against the definition, on odd and even sides, chunks
     /// with a partial last one, and channel counts off both tile sides.
     #[test]
-    fn winograd_weight_gradient_matches_the_direct_one() {
+    fn winograd_weight_gradient_matches_the_definition() {
         for (batch, channels, height, width, o) in [
             (3, 5, 7, 9, 7),
             (1, 33, 13, 35, 13),
@@ -541,7 +540,7 @@ mod tests {
                 width,
             };
             let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
-            let want = super::super::conv::direct_weight_grad(&x, m, &g, o);
+            let want = super::super::conv::reference::weight_grad(&x, m, &g, o);
             let got = weight_grad(&x, m, &g, o);
             let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
             let d = got
