@@ -51,13 +51,14 @@ fn main() {
                     &w,
                     c,
                     Some(&b),
+                    3,
                 )))
             });
             time(2, &|| {
                 drop(std::hint::black_box(winograd::weight_grad(&x, m, &x, c)))
             });
             time(3, &|| {
-                drop(std::hint::black_box(implicit::weight_grad(&x, m, &x, c)))
+                drop(std::hint::black_box(implicit::weight_grad(&x, m, &x, c, 3)))
             });
             time(4, &|| {
                 drop(std::hint::black_box(conv::input_grad(&x, m, &w, c)))

@@ -27,37 +27,67 @@ use super::{Maps, conv, norm_relu, own_kernels_apply};
 ///
 /// - `x`: `[b, cin, h, w]`, `weight`: `[cout, cin, 3, 3]`, `bias`: `[cout]` → `[b, cout, h, w]`
 pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    conv_same(x, weight, bias, 3)
+}
+
+/// `conv2d(x, weight, bias)` with a `[cout, cin, 1, 1]` weight.
+///
+/// # Shapes
+///
+/// - `x`: `[b, cin, h, w]`, `weight`: `[cout, cin, 1, 1]`, `bias`: `[cout]` → `[b, cout, h, w]`
+pub fn conv1x1(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    conv_same(x, weight, bias, 1)
+}
+
+/// A `kernel x kernel` convolution, stride 1, padding `kernel / 2`.
+fn conv_same(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, kernel: usize) -> Tensor<4> {
     let [_, _, kh, kw] = weight.dims();
-    assert_eq!([kh, kw], [3, 3], "conv3x3 takes a 3x3 weight");
+    assert_eq!([kh, kw], [kernel, kernel], "a {kernel}x{kernel} weight");
     if own_kernels_apply(&x) {
-        let out = <Dispatch as Conv3x3Backend>::conv3x3(
+        let out = <Dispatch as ConvBackend>::conv_same(
             x.into_dispatch(),
             weight.into_dispatch(),
             bias.into_dispatch(),
         );
         Tensor::from_dispatch(out)
     } else {
-        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let pad = kernel / 2;
+        let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
         conv2d(x, weight, Some(bias), options)
     }
 }
 
-/// The backend operation behind [`conv3x3`].
+/// The backend operation behind [`conv3x3`] and [`conv1x1`].
 #[backend_extension(Flex, Autodiff)]
-pub trait Conv3x3Backend: Backend {
-    /// A 3x3, stride-1, padding-1 convolution with bias.
-    fn conv3x3(
+pub trait ConvBackend: Backend {
+    /// A stride-1 convolution with bias whose padding keeps the size: a
+    /// 3x3 weight with padding 1, or a 1x1 weight.
+    fn conv_same(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 }
 
-impl Conv3x3Backend for Flex {
-    fn conv3x3(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+/// The kernel size of a `[cout, cin, k, k]` weight: 1 or 3.
+fn kernel_of(weight: &FlexTensor) -> usize {
+    let k = weight.layout().shape()[2];
+    assert!(
+        k == 1 || k == 3,
+        "1x1 and 3x3 convolutions only, not {k}x{k}"
+    );
+    k
+}
+
+impl ConvBackend for Flex {
+    fn conv_same(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
         let maps = maps_of(&x);
         let cout = weight.layout().shape()[0];
-        let out = conv::forward(
+        let forward = match kernel_of(&weight) {
+            3 => conv::forward,
+            _ => conv::pointwise_forward,
+        };
+        let out = forward(
             &values(&x),
             maps,
             &values(&weight),
@@ -68,16 +98,16 @@ impl Conv3x3Backend for Flex {
     }
 }
 
-impl<C: CheckpointStrategy> Conv3x3Backend for Autodiff<Flex, C> {
-    fn conv3x3(
+impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
+    fn conv_same(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
-        struct Conv3x3Grad;
+        struct ConvGrad;
 
-        impl Backward<Flex, 3> for Conv3x3Grad {
+        impl Backward<Flex, 3> for ConvGrad {
             type State = (NodeId, NodeId);
 
             fn backward(
@@ -91,17 +121,23 @@ impl<C: CheckpointStrategy> Conv3x3Backend for Autodiff<Flex, C> {
                 let x: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
                 let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
                 let (maps, cout) = (maps_of(&x), weight.layout().shape()[0]);
+                type InputGrad = fn(&[f32], Maps, &[f32], usize) -> Vec<f32>;
+                type WeightGrad = fn(&[f32], Maps, &[f32], usize) -> (Vec<f32>, Vec<f32>);
+                let (input_grad, weight_grad): (InputGrad, WeightGrad) = match kernel_of(&weight) {
+                    3 => (conv::input_grad, conv::weight_grad),
+                    _ => (conv::pointwise_input_grad, conv::pointwise_weight_grad),
+                };
                 let grad = values(&grad);
                 if let Some(node) = node_x {
                     let out_maps = Maps {
                         channels: cout,
                         ..maps
                     };
-                    let dx = conv::input_grad(&grad, out_maps, &values(&weight), maps.channels);
+                    let dx = input_grad(&grad, out_maps, &values(&weight), maps.channels);
                     register(grads, node.id, dx, x.layout().shape().clone());
                 }
                 if node_weight.is_some() || node_bias.is_some() {
-                    let (dw, db) = conv::weight_grad(&values(&x), maps, &grad, cout);
+                    let (dw, db) = weight_grad(&values(&x), maps, &grad, cout);
                     if let Some(node) = node_weight {
                         register(grads, node.id, dw, weight.layout().shape().clone());
                     }
@@ -112,21 +148,21 @@ impl<C: CheckpointStrategy> Conv3x3Backend for Autodiff<Flex, C> {
             }
         }
 
-        match Conv3x3Grad
+        match ConvGrad
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                let out = Flex::conv3x3(
+                let out = Flex::conv_same(
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
                 );
                 prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::conv3x3(
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv_same(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
@@ -296,7 +332,7 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
 
 fn maps_of(x: &FlexTensor) -> Maps {
     let shape = x.layout().shape();
-    assert_eq!(shape.num_dims(), 4, "a conv3x3 input is [b, c, h, w]");
+    assert_eq!(shape.num_dims(), 4, "a convolution input is [b, c, h, w]");
     Maps {
         batch: shape[0],
         channels: shape[1],

@@ -40,7 +40,7 @@ pub fn forward(
     if maps.channels >= WINOGRAD_FROM_CHANNELS {
         winograd::forward(input, maps, weight, out_channels, bias)
     } else {
-        implicit::forward(input, maps, weight, out_channels, bias)
+        implicit::forward(input, maps, weight, out_channels, bias, 3)
     }
 }
 
@@ -87,21 +87,82 @@ pub fn weight_grad(
     let weight = if maps.channels >= WINOGRAD_FROM_CHANNELS {
         winograd::weight_grad(input, maps, grad_out, out_channels)
     } else {
-        implicit::weight_grad(input, maps, grad_out, out_channels)
+        implicit::weight_grad(input, maps, grad_out, out_channels, 3)
     };
-    let pixels = maps.pixels();
-    let bias = (0..out_channels)
+    (weight, bias_grad(grad_out, maps.batch, out_channels))
+}
+
+/// The bias gradient: `grad_out` (`[batch, out_channels, ...]`) summed per
+/// output channel.
+fn bias_grad(grad_out: &[f32], batch: usize, out_channels: usize) -> Vec<f32> {
+    let pixels = grad_out.len() / (batch * out_channels).max(1);
+    (0..out_channels)
         .into_par_iter()
         .map(|o| {
-            (0..maps.batch)
+            (0..batch)
                 .map(|b| {
                     let plane = &grad_out[(b * out_channels + o) * pixels..][..pixels];
                     sum_lanes(pixels, |i| [plane[i]])[0]
                 })
                 .sum::<f64>() as f32
         })
-        .collect();
-    (weight, bias)
+        .collect()
+}
+
+/// The 1x1 convolution (a `[out_channels, C, 1, 1]` weight, no padding):
+/// `out[b, o] = bias[o] + sum over c of weight[o, c] * input[b, c]`, on the
+/// implicit product ([`implicit`]).
+///
+/// # Panics
+///
+/// If `input`, `weight` or `bias` do not have the lengths the shapes imply.
+pub fn pointwise_forward(
+    input: &[f32],
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    implicit::forward(input, maps, weight, out_channels, bias, 1)
+}
+
+/// The gradient with respect to the input of [`pointwise_forward`]: the same
+/// product with the weight transposed. Returns `[batch, in_channels, H, W]`.
+///
+/// # Panics
+///
+/// If the lengths do not match the shapes.
+pub fn pointwise_input_grad(
+    grad_out: &[f32],
+    out_maps: Maps,
+    weight: &[f32],
+    in_channels: usize,
+) -> Vec<f32> {
+    let out_channels = out_maps.channels;
+    assert_eq!(weight.len(), out_channels * in_channels, "1x1 weight");
+    let mut transposed = vec![0.0f32; weight.len()];
+    for (o, row) in weight.chunks_exact(in_channels).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            transposed[c * out_channels + o] = v;
+        }
+    }
+    implicit::forward(grad_out, out_maps, &transposed, in_channels, None, 1)
+}
+
+/// The gradients with respect to the weight (`[out_channels, C, 1, 1]`) and
+/// the bias of [`pointwise_forward`].
+///
+/// # Panics
+///
+/// If the lengths do not match the shapes.
+pub fn pointwise_weight_grad(
+    input: &[f32],
+    maps: Maps,
+    grad_out: &[f32],
+    out_channels: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let weight = implicit::weight_grad(input, maps, grad_out, out_channels, 1);
+    (weight, bias_grad(grad_out, maps.batch, out_channels))
 }
 
 /// The definitions the kernels are tested against, one output at a time in
@@ -313,6 +374,33 @@ mod tests {
                     dw[j]
                 );
             }
+            for (o, &g) in db.iter().enumerate() {
+                let want: f32 = (0..m.batch)
+                    .flat_map(|b| &dy[(b * o_ch + o) * m.pixels()..][..m.pixels()])
+                    .sum();
+                assert!((g - want).abs() < 1e-3, "{m:?} db[{o}]");
+            }
+        }
+    }
+
+    /// The 1x1 input gradient is the adjoint of the 1x1 forward pass:
+    /// `<dy, f(x)> = <f^T(dy), x>`, and the bias gradient sums `dy`.
+    #[test]
+    fn pointwise_gradients_are_the_adjoints() {
+        for (m, o_ch) in CASES {
+            let out_maps = Maps {
+                channels: o_ch,
+                ..m
+            };
+            let (x, wt) = (values(m.len(), 11), values(o_ch * m.channels, 12));
+            let dy = values(out_maps.len(), 13);
+            let lhs = dot(&pointwise_forward(&x, m, &wt, o_ch, None), &dy);
+            let rhs = dot(&pointwise_input_grad(&dy, out_maps, &wt, m.channels), &x);
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{m:?}: {lhs} vs {rhs}"
+            );
+            let (_, db) = pointwise_weight_grad(&x, m, &dy, o_ch);
             for (o, &g) in db.iter().enumerate() {
                 let want: f32 = (0..m.batch)
                     .flat_map(|b| &dy[(b * o_ch + o) * m.pixels()..][..m.pixels()])

@@ -10,18 +10,18 @@
 //! forward pass, [`tile_rows`] for the weight gradient). The price is the
 //! two padding columns of each row, computed and dropped (4% at 48x48).
 //!
-//! Used below [`WINOGRAD_FROM_CHANNELS`](super::conv) input channels, where
-//! the forward pass packed as many values as it multiplied
-//! (BENCHMARKS.md).
+//! Used for 3x3 convolutions below
+//! [`WINOGRAD_FROM_CHANNELS`](super::conv::WINOGRAD_FROM_CHANNELS) input
+//! channels, and for every 1x1 convolution (no padding, one tap per channel).
 
 use rayon::prelude::*;
 
 use super::Maps;
 use super::tile::{FN, FR, MR, NR, tile_offsets, tile_rows};
 
-/// A batch zero-padded by one pixel on each side, planes of
-/// `(H + 2) x (W + 2)`, with room after the last plane for the windows of
-/// the last positions.
+/// A batch zero-padded by `margin` pixels on each side (1 for a 3x3 kernel,
+/// none for 1x1), planes of `(H + 2m) x (W + 2m)`, with room after the last
+/// plane for the windows of the last positions.
 struct Padded {
     data: Vec<f32>,
     /// Values per padded row.
@@ -33,9 +33,9 @@ struct Padded {
 }
 
 impl Padded {
-    fn new(input: &[f32], maps: Maps) -> Self {
+    fn new(input: &[f32], maps: Maps, margin: usize) -> Self {
         let (c, h, w) = (maps.channels, maps.height, maps.width);
-        let (pw, plane) = (w + 2, (h + 2) * (w + 2));
+        let (pw, plane) = (w + 2 * margin, (h + 2 * margin) * (w + 2 * margin));
         let image = c * plane;
         let mut data = vec![0.0f32; maps.batch * image + FN + 2 * pw + 8];
         data[..maps.batch * image]
@@ -44,7 +44,7 @@ impl Padded {
             .for_each(|(dst, src)| {
                 for (padded, plane_in) in dst.chunks_exact_mut(plane).zip(src.chunks_exact(h * w)) {
                     for (y, row) in plane_in.chunks_exact(w).enumerate() {
-                        padded[(y + 1) * pw + 1..][..w].copy_from_slice(row);
+                        padded[(y + margin) * pw + margin..][..w].copy_from_slice(row);
                     }
                 }
             });
@@ -56,11 +56,13 @@ impl Padded {
         }
     }
 
-    /// The offset of every tap `(c, dy, dx)` from its output position, in
-    /// the weight's order (`9c + 3dy + dx`): ascending.
-    fn taps(&self, channels: usize) -> Vec<usize> {
+    /// The offset of every tap `(c, dy, dx)` of a `kernel x kernel` filter
+    /// (`kernel = 2 * margin + 1`) from its output position, in the weight's
+    /// order (`c * kernel² + dy * kernel + dx`): ascending.
+    fn taps(&self, channels: usize, kernel: usize) -> Vec<usize> {
+        let k2 = kernel * kernel;
         (0..channels)
-            .flat_map(|c| (0..9).map(move |t| c * self.plane + t / 3 * self.pw + t % 3))
+            .flat_map(|c| (0..k2).map(move |t| c * self.plane + t / kernel * self.pw + t % kernel))
             .collect()
     }
 }
@@ -81,23 +83,27 @@ fn row_ranges(batch: usize, height: usize) -> Vec<(usize, usize, usize)> {
         .collect()
 }
 
-/// [`conv::forward`](super::conv::forward): same arguments, same result up
-/// to rounding.
+/// [`conv::forward`](super::conv::forward) for a `kernel x kernel` filter
+/// (3, padding 1; or 1, no padding), stride 1: same arguments, same result
+/// up to rounding.
 ///
 /// # Panics
 ///
-/// If `input`, `weight` or `bias` do not have the lengths the shapes imply.
+/// If `kernel` is even, or `input`, `weight` or `bias` do not have the
+/// lengths the shapes imply.
 pub fn forward(
     input: &[f32],
     maps: Maps,
     weight: &[f32],
     out_channels: usize,
     bias: Option<&[f32]>,
+    kernel: usize,
 ) -> Vec<f32> {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
-    let k = 9 * c;
+    assert!(kernel % 2 == 1, "odd kernel sizes only");
+    let k = kernel * kernel * c;
     assert_eq!(input.len(), maps.len(), "input of {maps:?}");
-    assert_eq!(weight.len(), out_channels * k, "3x3 weight");
+    assert_eq!(weight.len(), out_channels * k, "{kernel}x{kernel} weight");
     if let Some(bias) = bias {
         assert_eq!(bias.len(), out_channels, "bias");
     }
@@ -105,8 +111,8 @@ pub fn forward(
     if out.is_empty() {
         return out;
     }
-    let padded = Padded::new(input, maps);
-    let taps = padded.taps(c);
+    let padded = Padded::new(input, maps, kernel / 2);
+    let taps = padded.taps(c, kernel);
     // The weight in blocks of FR output channels: packed[(i * k + kk) * FR + r].
     let blocks = out_channels.div_ceil(FR);
     let mut packed = vec![0.0f32; blocks * k * FR];
@@ -200,17 +206,26 @@ impl Forward<'_> {
 }
 
 /// [`conv::weight_grad`](super::conv::weight_grad)'s weight part: the
-/// gradient of the `[out_channels, C, 3, 3]` weight, up to rounding. The
+/// gradient of the `[out_channels, C, kernel, kernel]` weight, up to rounding. The
 /// reduction runs over positions: the output gradient, transposed to
 /// `[position][out channel]` with zeros in the padding columns, is one
 /// operand; the other is read as one row per tap from the padded image.
 ///
+/// `kernel` as in [`forward`].
+///
 /// # Panics
 ///
-/// If the lengths do not match the shapes.
-pub fn weight_grad(input: &[f32], maps: Maps, grad_out: &[f32], out_channels: usize) -> Vec<f32> {
+/// If `kernel` is even or the lengths do not match the shapes.
+pub fn weight_grad(
+    input: &[f32],
+    maps: Maps,
+    grad_out: &[f32],
+    out_channels: usize,
+    kernel: usize,
+) -> Vec<f32> {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
-    let k = 9 * c;
+    assert!(kernel % 2 == 1, "odd kernel sizes only");
+    let k = kernel * kernel * c;
     assert_eq!(input.len(), maps.len(), "input of {maps:?}");
     assert_eq!(
         grad_out.len(),
@@ -222,8 +237,8 @@ pub fn weight_grad(input: &[f32], maps: Maps, grad_out: &[f32], out_channels: us
     if maps.is_empty() || out_channels == 0 {
         return vec![0.0; out_channels * k];
     }
-    let padded = Padded::new(input, maps);
-    let taps = padded.taps(c);
+    let padded = Padded::new(input, maps, kernel / 2);
+    let taps = padded.taps(c, kernel);
     let pw = padded.pw;
     // Positions per block of the reduction: the block's gradient rows
     // (16 KiB per block of NR output channels) stay in L1.
@@ -330,7 +345,7 @@ mod tests {
                 values(o, 3),
             );
             let want = super::super::conv::reference::forward(&x, m, &wt, o, &b);
-            let got = forward(&x, m, &wt, o, Some(&b));
+            let got = forward(&x, m, &wt, o, Some(&b), 3);
             let d = max_diff(&got, &want);
             assert!(d < 1e-4, "{m:?} -> {o}: {d}");
         }
@@ -347,10 +362,53 @@ mod tests {
             };
             let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
             let want = super::super::conv::reference::weight_grad(&x, m, &g, o);
-            let got = weight_grad(&x, m, &g, o);
+            let got = weight_grad(&x, m, &g, o, 3);
             let d = max_diff(&got, &want);
             let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
             assert!(d < 1e-5 * scale, "{m:?} -> {o}: {d} (scale {scale})");
+        }
+    }
+
+    /// The 1x1 convolution: `out[b, o, p] = bias[o] + sum over c of w[o, c] * x[b, c, p]`,
+    /// and its weight gradient `dW[o, c] = sum over b, p of g[b, o, p] * x[b, c, p]`.
+    #[test]
+    fn pointwise_passes_match_the_definition() {
+        for (batch, channels, height, width, o) in SHAPES {
+            let m = Maps {
+                batch,
+                channels,
+                height,
+                width,
+            };
+            let p = height * width;
+            let (x, wt, b) = (values(m.len(), 7), values(o * channels, 8), values(o, 9));
+            let g = values(batch * o * p, 10);
+            let at = |b: usize, ch: usize, i: usize| x[(b * channels + ch) * p + i] as f64;
+            let mut want = vec![0.0f32; batch * o * p];
+            let mut want_dw = vec![0.0f32; o * channels];
+            for (bo, out) in want.chunks_exact_mut(p).enumerate() {
+                let (bb, oo) = (bo / o, bo % o);
+                for (i, v) in out.iter_mut().enumerate() {
+                    let s: f64 = (0..channels)
+                        .map(|ch| wt[oo * channels + ch] as f64 * at(bb, ch, i))
+                        .sum();
+                    *v = (s + b[oo] as f64) as f32;
+                }
+            }
+            for (j, dw) in want_dw.iter_mut().enumerate() {
+                let (oo, ch) = (j / channels, j % channels);
+                let s: f64 = (0..batch)
+                    .flat_map(|bb| (0..p).map(move |i| (bb, i)))
+                    .map(|(bb, i)| g[(bb * o + oo) * p + i] as f64 * at(bb, ch, i))
+                    .sum();
+                *dw = s as f32;
+            }
+            let d = max_diff(&forward(&x, m, &wt, o, Some(&b), 1), &want);
+            assert!(d < 1e-5, "{m:?} -> {o}: forward {d}");
+            let got = weight_grad(&x, m, &g, o, 1);
+            let scale = want_dw.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+            let d = max_diff(&got, &want_dw);
+            assert!(d < 1e-5 * scale, "{m:?} -> {o}: weight gradient {d}");
         }
     }
 }

@@ -7,7 +7,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
-use super::block::{conv1x1, visit_conv, visit_norm};
+use super::block::{conv1x1, pointwise, visit_conv, visit_norm};
 use super::norm::BatchNorm2d;
 use super::state::Visit;
 
@@ -47,9 +47,9 @@ impl AttentionGate {
     /// - `g`: `[b, c, h, w]` (decoder features), `x`: `[b, c, h, w]` (skip) → `[b, c, h, w]`
     pub fn forward(&self, g: Tensor<4>, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let g1 = self.bn_g.forward(self.w_g.forward(g));
-        let x1 = self.bn_x.forward(self.w_x.forward(x.clone()));
-        let psi = sigmoid(self.bn_psi.forward(self.psi.forward(relu(g1 + x1))));
+        let g1 = self.bn_g.forward(pointwise(&self.w_g, g));
+        let x1 = self.bn_x.forward(pointwise(&self.w_x, x.clone()));
+        let psi = sigmoid(self.bn_psi.forward(pointwise(&self.psi, relu(g1 + x1))));
         x * psi.expand([b, c, h, w])
     }
 

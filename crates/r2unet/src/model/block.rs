@@ -24,6 +24,17 @@ pub(crate) fn conv1x1(cin: usize, cout: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([cin, cout], [1, 1]).init(device)
 }
 
+/// `conv.forward(x)` for a 1x1 convolution made by [`conv1x1`], through
+/// r2unet's CPU kernel where it applies (Burn's otherwise).
+pub(crate) fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let weight = conv.weight.val();
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([weight.dims()[0]], &x.device()),
+    };
+    kernels::conv1x1(x, weight, bias)
+}
+
 /// Recurrent convolutional layer: one shared 3x3 convolution `f` unrolled over
 /// `steps` recurrences, `x1 = f(x)`, then `steps` times `x1 = f(x + x1)`.
 ///
@@ -176,7 +187,7 @@ impl Block {
     /// - `x`: `[b, cin, h, w]` → `[b, cout, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let p = match &self.proj {
-            Some(proj) => proj.forward(x),
+            Some(proj) => pointwise(proj, x),
             None => x,
         };
         let y = self

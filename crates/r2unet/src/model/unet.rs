@@ -10,7 +10,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::attention::AttentionGate;
-use super::block::{Block, Rcl, conv1x1, visit_conv};
+use super::block::{Block, Rcl, conv1x1, pointwise, visit_conv};
 use super::config::UNetConfig;
 use super::state::Visit;
 
@@ -114,7 +114,7 @@ impl UNet {
             };
             x = block.forward(Tensor::cat(vec![skip, d], 1));
         }
-        self.head.forward(x)
+        pointwise(&self.head, x)
     }
 
     /// Walks every tensor with its PyTorch state-dict name (`enc.N...`, `up.N.conv...`,
