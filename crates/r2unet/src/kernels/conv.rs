@@ -60,15 +60,28 @@ pub fn input_grad(
 ) -> Vec<f32> {
     let out_channels = out_maps.channels;
     assert_eq!(weight.len(), out_channels * in_channels * 9, "3x3 weight");
-    let mut flipped = vec![0.0f32; weight.len()];
+    let flipped = adjoint_filters(weight, out_channels, in_channels, 9);
+    forward(grad_out, out_maps, &flipped, in_channels, None)
+}
+
+/// The weight of the adjoint convolution: `[out, in, taps]` transposed to
+/// `[in, out, taps]`, each filter flipped in space (its taps reversed).
+fn adjoint_filters(
+    weight: &[f32],
+    out_channels: usize,
+    in_channels: usize,
+    taps: usize,
+) -> Vec<f32> {
+    let mut adjoint = vec![0.0f32; weight.len()];
     for o in 0..out_channels {
         for c in 0..in_channels {
-            for t in 0..9 {
-                flipped[(c * out_channels + o) * 9 + 8 - t] = weight[(o * in_channels + c) * 9 + t];
+            for t in 0..taps {
+                adjoint[(c * out_channels + o) * taps + taps - 1 - t] =
+                    weight[(o * in_channels + c) * taps + t];
             }
         }
     }
-    forward(grad_out, out_maps, &flipped, in_channels, None)
+    adjoint
 }
 
 /// The gradients with respect to the weight (`[out_channels, C, 3, 3]`) and
@@ -140,12 +153,7 @@ pub fn pointwise_input_grad(
 ) -> Vec<f32> {
     let out_channels = out_maps.channels;
     assert_eq!(weight.len(), out_channels * in_channels, "1x1 weight");
-    let mut transposed = vec![0.0f32; weight.len()];
-    for (o, row) in weight.chunks_exact(in_channels).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            transposed[c * out_channels + o] = v;
-        }
-    }
+    let transposed = adjoint_filters(weight, out_channels, in_channels, 1);
     implicit::forward(grad_out, out_maps, &transposed, in_channels, None, 1)
 }
 
@@ -170,6 +178,37 @@ pub fn pointwise_weight_grad(
 #[cfg(test)]
 pub(crate) mod reference {
     use super::Maps;
+
+    /// A deterministic spread of `n` values in [-1, 1).
+    pub fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    /// `<a, b>` in f64.
+    pub fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    }
+
+    /// The largest element-wise difference.
+    pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// `Maps` from its four sizes.
+    pub fn maps(batch: usize, channels: usize, height: usize, width: usize) -> Maps {
+        Maps {
+            batch,
+            channels,
+            height,
+            width,
+        }
+    }
 
     /// [`forward`](super::forward) by its definition.
     pub fn forward(input: &[f32], m: Maps, weight: &[f32], o_ch: usize, bias: &[f32]) -> Vec<f32> {
@@ -234,27 +273,7 @@ pub(crate) mod reference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reference::forward as naive;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        // A deterministic spread of values in [-1, 1).
-        (0..n as u32)
-            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
-
-    /// `<a, b>` in f64.
-    fn dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use reference::{dot, forward as naive, max_diff, values};
 
     /// Odd sizes: partial strips, strips across rows, a channel count that is
     /// not a multiple of the tile, K above one reduction block, one and many

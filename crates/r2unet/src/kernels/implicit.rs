@@ -302,20 +302,7 @@ pub fn weight_grad(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n as u32)
-            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    use crate::kernels::conv::reference::{maps, max_diff, values};
 
     /// Shapes with widths below and above a tile's 24 lanes, one row, one
     /// column, channel counts off the tile's rows and columns, and batches
@@ -333,12 +320,7 @@ mod tests {
     #[test]
     fn forward_matches_the_definition() {
         for (batch, channels, height, width, o) in SHAPES {
-            let m = Maps {
-                batch,
-                channels,
-                height,
-                width,
-            };
+            let m = maps(batch, channels, height, width);
             let (x, wt, b) = (
                 values(m.len(), 1),
                 values(o * channels * 9, 2),
@@ -354,12 +336,7 @@ mod tests {
     #[test]
     fn weight_gradient_matches_the_definition() {
         for (batch, channels, height, width, o) in SHAPES {
-            let m = Maps {
-                batch,
-                channels,
-                height,
-                width,
-            };
+            let m = maps(batch, channels, height, width);
             let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
             let want = super::super::conv::reference::weight_grad(&x, m, &g, o);
             let got = weight_grad(&x, m, &g, o, 3);
@@ -374,12 +351,7 @@ mod tests {
     #[test]
     fn pointwise_passes_match_the_definition() {
         for (batch, channels, height, width, o) in SHAPES {
-            let m = Maps {
-                batch,
-                channels,
-                height,
-                width,
-            };
+            let m = maps(batch, channels, height, width);
             let p = height * width;
             let (x, wt, b) = (values(m.len(), 7), values(o * channels, 8), values(o, 9));
             let g = values(batch * o * p, 10);

@@ -184,6 +184,7 @@ fn per_image_sums(maps: Maps, f: impl Fn(usize, usize) -> (f64, f64) + Sync) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::conv::reference::values;
 
     const MAPS: Maps = Maps {
         batch: 3,
@@ -191,12 +192,6 @@ mod tests {
         height: 5,
         width: 7,
     };
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n as u32)
-            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
 
     /// `sum(w * relu(bn(x)))` from the definition in f64, the scalar whose
     /// gradient `backward` gives (f64 so that central differences with a tiny

@@ -482,12 +482,7 @@ fn inverse(m: &[f32]) -> [[f32; NR]; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n as u32)
-            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
+    use crate::kernels::conv::reference::{maps, max_diff, values};
 
     /// Against the definition,
     /// on odd and even sides, partial strips, and channel counts off the tile.
@@ -500,12 +495,7 @@ mod tests {
             (5, 40, 6, 6, 6),
             (2, 16, 48, 48, 17),
         ] {
-            let m = Maps {
-                batch,
-                channels,
-                height,
-                width,
-            };
+            let m = maps(batch, channels, height, width);
             let (x, wt, b) = (
                 values(m.len(), 1),
                 values(o * channels * 9, 2),
@@ -513,11 +503,7 @@ mod tests {
             );
             let want = super::super::conv::reference::forward(&x, m, &wt, o, &b);
             let got = forward(&x, m, &wt, o, Some(&b));
-            let d = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let d = max_diff(&got, &want);
             assert!(d < 1e-4, "{m:?} -> {o}: {d}");
         }
     }
@@ -533,21 +519,12 @@ mod tests {
             (5, 40, 6, 6, 6),
             (4, 17, 11, 10, 20),
         ] {
-            let m = Maps {
-                batch,
-                channels,
-                height,
-                width,
-            };
+            let m = maps(batch, channels, height, width);
             let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
             let want = super::super::conv::reference::weight_grad(&x, m, &g, o);
             let got = weight_grad(&x, m, &g, o);
             let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
-            let d = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let d = max_diff(&got, &want);
             assert!(d < 1e-5 * scale, "{m:?} -> {o}: {d} (scale {scale})");
         }
     }
