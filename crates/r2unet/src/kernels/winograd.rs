@@ -133,7 +133,13 @@ pub fn weight_grad(input: &[f32], maps: Maps, grad_out: &[f32], out_channels: us
     if tiles == 0 || r_len == 0 {
         return vec![0.0; out_channels * c * 9];
     }
-    let chunk = CHUNK.min(tiles.div_ceil(4 * rayon::current_num_threads()));
+    // Tiles per chunk: its transforms (16 values per tile and channel, 4 bytes
+    // each) within CHUNK_BYTES, so that they stay in the second-level cache;
+    // longer chunks mean longer reductions per register tile.
+    let per_tile = 16 * 4 * (c_blocks * NR + o_blocks * MR);
+    let chunk = (CHUNK_BYTES / per_tile)
+        .clamp(16, 256)
+        .min(tiles.div_ceil(4 * rayon::current_num_threads()));
     let r = (0..tiles.div_ceil(chunk))
         .into_par_iter()
         .fold(
@@ -194,9 +200,12 @@ pub fn weight_grad(input: &[f32], maps: Maps, grad_out: &[f32], out_channels: us
     grad
 }
 
-/// Tiles per chunk of the weight gradient: the chunk's transforms (16 x
-/// (C + O) values per tile) stay within the second-level cache at 64 channels.
-const CHUNK: usize = 64;
+/// Bytes of transformed values per chunk of the weight gradient's tiles: the
+/// second-level cache of the development machine's cores. Against a fixed 64
+/// tiles (`examples/conv_passes.rs`): 32 channels 194-197 -> 206-214 GFLOP/s,
+/// 64 channels 248 -> 266-272, 128 unchanged; twice as much overflows the
+/// cache (168 at 32 channels).
+const CHUNK_BYTES: usize = 1024 * 1024;
 
 /// `V = Bᵀ d B` for tiles `t0..t0+nt` with channels as lanes:
 /// `v[((ξ * c_blocks + jb) * chunk + j) * NR + lane]` for channel `jb * NR + lane`
