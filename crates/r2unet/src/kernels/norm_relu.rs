@@ -21,8 +21,18 @@ pub fn channel_stats(x: &[f32], maps: Maps) -> Vec<f32> {
     let (c, hw) = (maps.channels, maps.height * maps.width);
     let sums = per_image_sums(maps, |b, ch| {
         let plane = &x[(b * c + ch) * hw..][..hw];
-        let [s, q] = sum_lanes(hw, |i| [plane[i], plane[i] * plane[i]]);
-        (s, q)
+        // Sums of x - k and its square, shifted by the plane's first value
+        // so that the f32 lanes hold values on the scale of the spread, not
+        // of the mean (var = E[x²] - mean² cancels what the mean carries);
+        // then Σx and Σx² in f64.
+        let k = plane.first().map_or(0.0, |&v| v as f64);
+        let kf = k as f32;
+        let [d, q] = sum_lanes(hw, |i| {
+            let v = plane[i] - kf;
+            [v, v * v]
+        });
+        let n = hw as f64;
+        (d + n * k, q + 2.0 * k * d + n * k * k)
     });
     let n = (maps.batch * hw) as f64;
     let mut stats = vec![0.0f32; 2 * c];
@@ -235,6 +245,34 @@ mod tests {
             let want = gamma[ch] as f64 * (xv - s[ch]) as f64 / (s[4 + ch] as f64 + 1e-5).sqrt()
                 + beta[ch] as f64;
             assert!((yv as f64 - want.max(0.0)).abs() < 1e-5, "{i}");
+        }
+    }
+
+    /// A mean far above the spread (a plane of 48x48 values around 300 that
+    /// vary by 0.01): E[x²] - mean² must not lose the variance to rounding.
+    #[test]
+    fn statistics_keep_a_small_variance_under_a_large_mean() {
+        let maps = Maps {
+            batch: 3,
+            channels: 2,
+            height: 48,
+            width: 48,
+        };
+        let x: Vec<f32> = values(maps.len(), 5)
+            .iter()
+            .map(|v| 300.0 + 0.01 * v)
+            .collect();
+        let s = channel_stats(&x, maps);
+        let hw = 48 * 48;
+        for ch in 0..2 {
+            let v: Vec<f64> = (0..3)
+                .flat_map(|b| &x[(b * 2 + ch) * hw..][..hw])
+                .map(|&v| v as f64)
+                .collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / v.len() as f64;
+            let rel = (s[2 + ch] as f64 - var).abs() / var;
+            assert!(rel < 1e-3, "channel {ch}: variance {} vs {var}", s[2 + ch]);
         }
     }
 
