@@ -341,10 +341,10 @@ fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f
 /// tile are gathered into lanes, then transformed for all tiles at once.
 fn transform_input(input: &[f32], maps: Maps, t0: usize, nt: usize, v: &mut [f32]) {
     let c = maps.channels;
-    let corners: Vec<Corner> = (t0..t0 + nt).map(|t| corner(maps, t)).collect();
+    let corners: [Corner; NR] = std::array::from_fn(|j| corner(maps, t0 + j.min(nt - 1)));
     let mut d = [[0.0f32; NR]; 16];
     for ch in 0..c {
-        for (j, &corner) in corners.iter().enumerate() {
+        for (j, &corner) in corners.iter().enumerate().take(nt) {
             gather(input, maps, ch, corner, &mut d, j);
         }
         for lanes in d.iter_mut() {
