@@ -2,7 +2,8 @@
 //! levels (batch 32, C -> C channels, best of five): both implementations of
 //! the forward pass and of the weight gradient (Winograd's F(2x2, 3x3) and
 //! the implicit product on a padded copy; `kernels::conv` takes Winograd from
-//! 32 input channels), and the input gradient as `kernels::conv` runs it:
+//! `WINOGRAD_FORWARD_FROM` and `WINOGRAD_WEIGHT_GRAD_FROM` input channels),
+//! and the input gradient as `kernels::conv` runs it:
 //!
 //! ```sh
 //! cargo run --release -p r2unet --example conv_passes

@@ -3,8 +3,9 @@
 //! gradient. Every 3x3 convolution of the U-Net family is of this kind.
 //!
 //! Two implementations stand behind them, chosen by the input channels:
-//! Winograd's F(2x2, 3x3) ([`winograd`]) from [`WINOGRAD_FROM_CHANNELS`],
-//! and below it the implicit matrix product on a zero-padded copy
+//! Winograd's F(2x2, 3x3) ([`winograd`]) from [`WINOGRAD_FORWARD_FROM`]
+//! (forward and input gradient) and [`WINOGRAD_WEIGHT_GRAD_FROM`] channels,
+//! and below them the implicit matrix product on a zero-padded copy
 //! ([`implicit`]), which reads the register tile's operands where they lie
 //! instead of building `im2col` panels (Burn's generic path builds the
 //! `im2col` matrix, then `gemm` packs it again, and converts layouts around
@@ -17,11 +18,15 @@ use rayon::prelude::*;
 use super::{Maps, implicit, sum_lanes, winograd};
 
 /// From this many input channels the forward pass (and with it the input
-/// gradient, whose input channels are the layer's output channels) and the
-/// weight gradient take Winograd's F(2x2, 3x3); below, the implicit product,
-/// as at the 16-channel level, where Winograd's transforms outweigh the
-/// products they save (`examples/conv_passes.rs`, BENCHMARKS.md).
-pub const WINOGRAD_FROM_CHANNELS: usize = 32;
+/// gradient, whose input channels are the layer's output channels) takes
+/// Winograd's F(2x2, 3x3); below, the implicit product, whose 512-bit tiles
+/// outrun Winograd's transforms up to 32 channels (`examples/conv_passes.rs`,
+/// BENCHMARKS.md).
+pub const WINOGRAD_FORWARD_FROM: usize = 64;
+
+/// From this many input channels the weight gradient takes F(2x2, 3x3)'s
+/// transpose; below, the implicit product (faster up to 64 channels).
+pub const WINOGRAD_WEIGHT_GRAD_FROM: usize = 128;
 
 /// `out[b, o] = bias[o] + sum over c, dy, dx of weight[o, c, 1+dy, 1+dx] * input[b, c, y+dy, x+dx]`,
 /// zero outside the image: `conv2d` with a `[out_channels, C, 3, 3]` weight,
@@ -37,7 +42,7 @@ pub fn forward(
     out_channels: usize,
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    if maps.channels >= WINOGRAD_FROM_CHANNELS {
+    if maps.channels >= WINOGRAD_FORWARD_FROM {
         winograd::forward(input, maps, weight, out_channels, bias)
     } else {
         implicit::forward(input, maps, weight, out_channels, bias, 3)
@@ -97,7 +102,7 @@ pub fn weight_grad(
     grad_out: &[f32],
     out_channels: usize,
 ) -> (Vec<f32>, Vec<f32>) {
-    let weight = if maps.channels >= WINOGRAD_FROM_CHANNELS {
+    let weight = if maps.channels >= WINOGRAD_WEIGHT_GRAD_FROM {
         winograd::weight_grad(input, maps, grad_out, out_channels)
     } else {
         implicit::weight_grad(input, maps, grad_out, out_channels, 3)

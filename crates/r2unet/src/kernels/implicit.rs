@@ -11,13 +11,15 @@
 //! two padding columns of each row, computed and dropped (4% at 48x48).
 //!
 //! Used for 3x3 convolutions below
-//! [`WINOGRAD_FROM_CHANNELS`](super::conv::WINOGRAD_FROM_CHANNELS) input
-//! channels, and for every 1x1 convolution (no padding, one tap per channel).
+//! [`WINOGRAD_FORWARD_FROM`](super::conv::WINOGRAD_FORWARD_FROM) (forward)
+//! and [`WINOGRAD_WEIGHT_GRAD_FROM`](super::conv::WINOGRAD_WEIGHT_GRAD_FROM)
+//! (weight gradient) input channels, and for every 1x1 convolution (no
+//! padding, one tap per channel).
 
 use rayon::prelude::*;
 
 use super::Maps;
-use super::tile::{FN, FR, MR, NR, tile_offsets, tile_rows};
+use super::tile::{FN, FR, RM, RN, tile_offsets, tile_rows};
 
 /// A batch zero-padded by `margin` pixels on each side (1 for a 3x3 kernel,
 /// none for 1x1), planes of `(H + 2m) x (W + 2m)`, with room after the last
@@ -232,8 +234,8 @@ pub fn weight_grad(
         maps.batch * out_channels * h * w,
         "gradient"
     );
-    let (k_blocks, o_blocks) = (k.div_ceil(MR), out_channels.div_ceil(NR));
-    let acc_len = k_blocks * MR * o_blocks * NR;
+    let (k_blocks, o_blocks) = (k.div_ceil(RM), out_channels.div_ceil(RN));
+    let acc_len = k_blocks * RM * o_blocks * RN;
     if maps.is_empty() || out_channels == 0 {
         return vec![0.0; out_channels * k];
     }
@@ -241,7 +243,7 @@ pub fn weight_grad(
     let taps = padded.taps(c, kernel);
     let pw = padded.pw;
     // Positions per block of the reduction: the block's gradient rows
-    // (16 KiB per block of NR output channels) stay in L1.
+    // (16 KiB per block of RN output channels) stay in L1.
     const QC: usize = 256;
     let acc = row_ranges(maps.batch, h)
         .into_par_iter()
@@ -249,14 +251,14 @@ pub fn weight_grad(
             || vec![0.0f32; acc_len],
             |mut acc, (b, y0, y1)| {
                 let (start, n) = (y0 * pw, (y1 - y0) * pw);
-                // gt[(j * n + q) * NR + lane]: output channel j * NR + lane at position start + q.
-                let mut gt = vec![0.0f32; o_blocks * n * NR];
+                // gt[(j * n + q) * RN + lane]: output channel j * RN + lane at position start + q.
+                let mut gt = vec![0.0f32; o_blocks * n * RN];
                 for o in 0..out_channels {
-                    let (j, lane) = (o / NR, o % NR);
+                    let (j, lane) = (o / RN, o % RN);
                     let plane = &grad_out[(b * out_channels + o) * h * w..][..h * w];
                     for y in y0..y1 {
                         for (x, &g) in plane[y * w..][..w].iter().enumerate() {
-                            gt[(j * n + (y - y0) * pw + x) * NR + lane] = g;
+                            gt[(j * n + (y - y0) * pw + x) * RN + lane] = g;
                         }
                     }
                 }
@@ -265,14 +267,14 @@ pub fn weight_grad(
                     let qc = QC.min(n - q0);
                     for i in 0..k_blocks {
                         // Taps past the last one repeat the first; their rows are dropped.
-                        let rows: [&[f32]; MR] = std::array::from_fn(|r| {
-                            let tap = taps[if i * MR + r < k { i * MR + r } else { 0 }];
+                        let rows: [&[f32]; RM] = std::array::from_fn(|r| {
+                            let tap = taps[if i * RM + r < k { i * RM + r } else { 0 }];
                             &image[tap + start + q0..][..qc]
                         });
                         for j in 0..o_blocks {
-                            let t = tile_rows(qc, rows, &gt[(j * n + q0) * NR..]);
+                            let t = tile_rows(qc, rows, &gt[(j * n + q0) * RN..]);
                             for (r, sums) in t.iter().enumerate() {
-                                let dst = &mut acc[(i * MR + r) * o_blocks * NR + j * NR..][..NR];
+                                let dst = &mut acc[(i * RM + r) * o_blocks * RN + j * RN..][..RN];
                                 dst.iter_mut().zip(sums).for_each(|(d, v)| *d += v);
                             }
                         }
@@ -289,7 +291,7 @@ pub fn weight_grad(
             },
         );
     // acc is [tap][out channel]; the gradient [out channel][tap].
-    let ld = o_blocks * NR;
+    let ld = o_blocks * RN;
     let mut grad = vec![0.0f32; out_channels * k];
     for (o, row) in grad.chunks_exact_mut(k).enumerate() {
         for (kk, g) in row.iter_mut().enumerate() {

@@ -1,21 +1,37 @@
-//! The inner product tile every convolution pass is built on: an `MR x NR`
-//! block of a matrix product, `acc[r][j] = sum_k a[k][r] * b[k][j]`, from
-//! operands already packed so that the loop over `k` reads both sequentially.
+//! The register tiles every convolution pass is built on: blocks of a matrix
+//! product `acc[r][j] = sum over k of a(k, r) * b(k)[j]`, kept in vector
+//! registers for the whole reduction. Three shapes, by where the operands lie:
+//! [`tile`] (both packed), [`tile_rows`] (`a` as one slice per row) and
+//! [`tile_offsets`] (`b` as windows of one slice).
 //!
 //! Written here because no kept library exposes one: the `gemm` crate that
 //! Burn's CPU backend calls packs its operands itself, which is the overhead
-//! this module exists to avoid (BENCHMARKS.md, "Where the time goes"). The
-//! x86-64 version uses AVX2 + FMA when the processor has them (checked once at
-//! run time, so the default build stays portable); elsewhere a plain loop
-//! that the compiler vectorises.
+//! this module exists to avoid (BENCHMARKS.md, "Where the time goes").
+//!
+//! On x86-64 the tiles use 512-bit AVX-512 registers when the processor has
+//! them (checked once at run time, so the default build stays portable): on
+//! the development machine (AMD Zen 5) a 512-bit multiply-add does twice the
+//! work of a 256-bit one at the same rate (`examples/fma_peak.rs`). Without
+//! AVX-512 the same tiles run as 4-row blocks of 256-bit AVX2 registers;
+//! elsewhere as plain loops that the compiler vectorises.
 
-/// Rows of a tile (output channels in the forward pass).
-pub const MR: usize = 6;
-/// Columns of a tile (pixels in the forward pass): two AVX registers.
-pub const NR: usize = 16;
+/// Rows of [`tile`] (output channels in the Winograd products).
+pub const MR: usize = 8;
+/// Columns of [`tile`] (tiles or input channels): two 512-bit registers.
+pub const NR: usize = 32;
 
-/// One tile of results.
+/// One [`tile`] of results.
 pub type Tile = [[f32; NR]; MR];
+
+/// Rows of [`tile_rows`] (taps in the implicit weight gradient).
+pub const RM: usize = 12;
+/// Columns of [`tile_rows`] (output channels): one 512-bit register.
+pub const RN: usize = 16;
+
+/// Rows of [`tile_offsets`] (output channels).
+pub const FR: usize = 8;
+/// Columns of [`tile_offsets`] (consecutive positions): three 512-bit registers.
+pub const FN: usize = 48;
 
 /// `sum over k < kc of a[k * MR + r] * b[k * NR + j]` for every `r < MR`, `j < NR`.
 ///
@@ -24,159 +40,37 @@ pub type Tile = [[f32; NR]; MR];
 /// If `a` is shorter than `kc * MR` or `b` than `kc * NR`.
 pub fn tile(kc: usize, a: &[f32], b: &[f32]) -> Tile {
     let (a, b) = (&a[..kc * MR], &b[..kc * NR]);
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the processor supports AVX2 and FMA (checked above), and
-        // the slices hold `kc` packed rows each (sliced above).
-        return unsafe { tile_avx2(kc, a, b) };
-    }
-    tile_portable(kc, a, b)
-}
-
-fn tile_portable(kc: usize, a: &[f32], b: &[f32]) -> Tile {
-    let mut acc = [[0.0f32; NR]; MR];
-    for k in 0..kc {
-        let bk = &b[k * NR..k * NR + NR];
-        for (r, row) in acc.iter_mut().enumerate() {
-            let ar = a[k * MR + r];
-            for (c, &bv) in row.iter_mut().zip(bk) {
-                *c += ar * bv;
-            }
-        }
-    }
-    acc
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx512vl() -> bool {
-    use std::sync::OnceLock;
-    static DETECTED: OnceLock<bool> = OnceLock::new();
-    *DETECTED.get_or_init(|| {
-        has_avx2_fma()
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-    })
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    use std::sync::OnceLock;
-    static DETECTED: OnceLock<bool> = OnceLock::new();
-    *DETECTED.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    })
-}
-
-/// Twelve accumulator registers (6 rows x 2 halves of 8), two loads of `b`
-/// and six broadcasts of `a` per `k`: the classic 6x16 AVX2 shape.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2(kc: usize, a: &[f32], b: &[f32]) -> Tile {
-    use std::arch::x86_64::*;
+    let mut out = [[0.0f32; NR]; MR];
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut c = [[_mm256_setzero_ps(); 2]; MR];
-    for k in 0..kc {
-        // SAFETY: k < kc, and the caller sliced a to kc * MR and b to kc * NR.
-        unsafe {
-            let b0 = _mm256_loadu_ps(pb.add(k * NR));
-            let b1 = _mm256_loadu_ps(pb.add(k * NR + 8));
-            for (r, cr) in c.iter_mut().enumerate() {
-                let ar = _mm256_broadcast_ss(&*pa.add(k * MR + r));
-                cr[0] = _mm256_fmadd_ps(ar, b0, cr[0]);
-                cr[1] = _mm256_fmadd_ps(ar, b1, cr[1]);
-            }
-        }
-    }
-    store(&c)
+    // SAFETY (both closures): k < kc and r < MR, within the slices' lengths.
+    let at = |k: usize, r: usize| unsafe { pa.add(k * MR + r) };
+    let bt = |k: usize| unsafe { pb.add(k * NR) };
+    // SAFETY: every pointer the closures give for k < kc lies inside the
+    // slices (sliced above), and `out` holds MR rows of NR.
+    unsafe { run::<MR, NR>(kc, at, bt, &mut out) };
+    out
 }
 
-/// Rows of the tile [`tile_offsets`] (output channels): four, so that 16 to
-/// 128 output channels need no padding rows.
-pub const FR: usize = 4;
-/// Columns of [`tile_offsets`] (consecutive positions): three AVX registers.
-pub const FN: usize = 24;
-
-/// [`tile`] with the `A` operand given as one slice per row instead of
-/// packed: `sum over k < kc of rows[r][k] * b[k * NR + j]`. The weight
-/// gradient reads the rows straight from a padded image, one per tap.
+/// `sum over k < kc of rows[r][k] * b[k * RN + j]`: [`tile`] with the `a`
+/// operand given as one slice per row instead of packed. The weight gradient
+/// reads the rows straight from a padded image, one per tap.
 ///
 /// # Panics
 ///
-/// If a row is shorter than `kc` or `b` than `kc * NR`.
-pub fn tile_rows(kc: usize, rows: [&[f32]; MR], b: &[f32]) -> Tile {
-    let rows = rows.map(|r| &r[..kc]);
-    let b = &b[..kc * NR];
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512vl() {
-        // SAFETY: AVX-512 F/VL, AVX2 and FMA are present (checked above);
-        // every row holds `kc` values and `b` holds `kc` packed rows (sliced
-        // above).
-        return unsafe { tile_rows_avx512vl(kc, rows, b) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: as above, with AVX2 and FMA present.
-        return unsafe { tile_rows_avx2(kc, rows, b) };
-    }
-    let mut acc = [[0.0f32; NR]; MR];
-    for k in 0..kc {
-        let bk = &b[k * NR..k * NR + NR];
-        for (row, a) in acc.iter_mut().zip(&rows) {
-            for (c, &bv) in row.iter_mut().zip(bk) {
-                *c += a[k] * bv;
-            }
-        }
-    }
-    acc
+/// If a row is shorter than `kc` or `b` than `kc * RN`.
+pub fn tile_rows(kc: usize, rows: [&[f32]; RM], b: &[f32]) -> [[f32; RN]; RM] {
+    let pa = rows.map(|r| r[..kc].as_ptr());
+    let pb = b[..kc * RN].as_ptr();
+    let mut out = [[0.0f32; RN]; RM];
+    // SAFETY (both closures): k < kc, and every row and b were sliced to it.
+    let at = |k: usize, r: usize| unsafe { pa[r].add(k) };
+    let bt = |k: usize| unsafe { pb.add(k * RN) };
+    // SAFETY: as above; `out` holds RM rows of RN.
+    unsafe { run::<RM, RN>(kc, at, bt, &mut out) };
+    out
 }
 
-/// See [`tile_offsets_avx512vl`]: the six row pointers and the tile's 15
-/// registers spilled an accumulator with AVX2's 16.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-unsafe fn tile_rows_avx512vl(kc: usize, rows: [&[f32]; MR], b: &[f32]) -> Tile {
-    // SAFETY: the caller's contract, passed on.
-    unsafe { tile_rows_body(kc, rows, b) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_rows_avx2(kc: usize, rows: [&[f32]; MR], b: &[f32]) -> Tile {
-    // SAFETY: the caller's contract, passed on.
-    unsafe { tile_rows_body(kc, rows, b) }
-}
-
-/// The body of the `tile_rows_*` kernels, inlined into each.
-///
-/// # Safety
-///
-/// AVX2 and FMA must be present, every row must hold `kc` values and `b`
-/// `kc * NR`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn tile_rows_body(kc: usize, rows: [&[f32]; MR], b: &[f32]) -> Tile {
-    use std::arch::x86_64::*;
-    let pa = rows.map(|r| r.as_ptr());
-    let pb = b.as_ptr();
-    // SAFETY: AVX is present (the caller's contract).
-    let mut c = [[unsafe { _mm256_setzero_ps() }; 2]; MR];
-    for k in 0..kc {
-        // SAFETY: k < kc; the caller sliced every row to kc and b to kc * NR.
-        unsafe {
-            let b0 = _mm256_loadu_ps(pb.add(k * NR));
-            let b1 = _mm256_loadu_ps(pb.add(k * NR + 8));
-            for (cr, a) in c.iter_mut().zip(&pa) {
-                let ar = _mm256_broadcast_ss(&*a.add(k));
-                cr[0] = _mm256_fmadd_ps(ar, b0, cr[0]);
-                cr[1] = _mm256_fmadd_ps(ar, b1, cr[1]);
-            }
-        }
-    }
-    // SAFETY: AVX is present (the caller's contract).
-    unsafe { store(&c) }
-}
-
-/// An `FR x FN` tile whose `B` rows are windows of one slice at given
+/// An `FR x FN` tile whose `b` rows are windows of one slice at given
 /// offsets: `sum over k < offsets.len() of a[k * FR + r] * b[offsets[k] + j]`.
 /// With `b` a zero-padded image and the offsets those of the 3x3 taps of
 /// every channel, this is the direct convolution of [`FN`] consecutive
@@ -188,157 +82,295 @@ unsafe fn tile_rows_body(kc: usize, rows: [&[f32]; MR], b: &[f32]) -> Tile {
 /// past the end of `b`.
 pub fn tile_offsets(a: &[f32], b: &[f32], offsets: &[usize]) -> [[f32; FN]; FR] {
     let kc = offsets.len();
-    let a = &a[..kc * FR];
+    let pa = a[..kc * FR].as_ptr();
     let last = offsets.iter().max().map_or(0, |m| m + FN);
     assert!(last <= b.len(), "window past the end of b");
+    let pb = b.as_ptr();
+    let mut out = [[0.0f32; FN]; FR];
+    // SAFETY (both closures): k < kc; a was sliced to kc * FR and every
+    // window offsets[k]..offsets[k] + FN was checked against b.
+    let at = |k: usize, r: usize| unsafe { pa.add(k * FR + r) };
+    let bt = |k: usize| unsafe { pb.add(*offsets.get_unchecked(k)) };
+    // SAFETY: as above; `out` holds FR rows of FN.
+    unsafe { run::<FR, FN>(kc, at, bt, &mut out) };
+    out
+}
+
+/// `out[r][j] = sum over k < kc of *a(k, r) * *b(k).add(j)` for `r < R`,
+/// `j < N`, on the widest registers the processor has.
+///
+/// # Safety
+///
+/// For every `k < kc` and `r < R`, `a(k, r)` must point to a readable value
+/// and `b(k)` to `N` readable values.
+#[inline(always)]
+unsafe fn run<const R: usize, const N: usize>(
+    kc: usize,
+    a: impl Fn(usize, usize) -> *const f32 + Copy,
+    b: impl Fn(usize) -> *const f32 + Copy,
+    out: &mut [[f32; N]; R],
+) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx512vl() {
-        // SAFETY: AVX-512 F/VL (and so AVX2 and FMA) are present (checked
-        // above); `a` holds kc packed rows and every window of FN values
-        // lies inside `b`.
-        return unsafe { tile_offsets_avx512vl(a, b, offsets) };
+    {
+        if x86::has_avx512() {
+            // SAFETY: AVX-512 F is present (checked above); the pointers are
+            // the caller's contract.
+            return unsafe { x86::run_avx512::<R, N>(kc, a, b, out) };
+        }
+        if x86::has_avx2_fma() {
+            // SAFETY: AVX2 and FMA are present (checked above).
+            return unsafe { x86::run_avx2::<R, N>(kc, a, b, out) };
+        }
     }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: as above, with AVX2 and FMA present.
-        return unsafe { tile_offsets_avx2(a, b, offsets) };
-    }
-    let mut acc = [[0.0f32; FN]; FR];
-    for (k, &off) in offsets.iter().enumerate() {
-        let bk = &b[off..off + FN];
-        for (r, row) in acc.iter_mut().enumerate() {
-            let ar = a[k * FR + r];
+    // SAFETY: the caller's contract.
+    unsafe { run_portable(kc, a, b, out) }
+}
+
+/// [`run`] as plain loops.
+///
+/// # Safety
+///
+/// As [`run`].
+unsafe fn run_portable<const R: usize, const N: usize>(
+    kc: usize,
+    a: impl Fn(usize, usize) -> *const f32,
+    b: impl Fn(usize) -> *const f32,
+    out: &mut [[f32; N]; R],
+) {
+    for (r, row) in out.iter_mut().enumerate() {
+        row.fill(0.0);
+        for k in 0..kc {
+            // SAFETY: the caller's contract.
+            let (ar, bk) = unsafe { (*a(k, r), std::slice::from_raw_parts(b(k), N)) };
             for (c, &bv) in row.iter_mut().zip(bk) {
                 *c += ar * bv;
             }
         }
     }
-    acc
-}
-
-/// The AVX2 tile compiled with AVX-512's 32 vector registers: its 12
-/// accumulators, 3 loads and broadcasts need 16 or 17 of them, and with
-/// AVX2's 16 one accumulator went through the stack every step, a
-/// store-to-load chain that halved the tile's speed.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-unsafe fn tile_offsets_avx512vl(a: &[f32], b: &[f32], offsets: &[usize]) -> [[f32; FN]; FR] {
-    // SAFETY: the caller's contract, passed on.
-    unsafe { tile_offsets_body(a, b, offsets) }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_offsets_avx2(a: &[f32], b: &[f32], offsets: &[usize]) -> [[f32; FN]; FR] {
-    // SAFETY: the caller's contract, passed on.
-    unsafe { tile_offsets_body(a, b, offsets) }
-}
-
-/// The body of the `tile_offsets_*` kernels, inlined into each so that it is
-/// compiled with their target features.
-///
-/// # Safety
-///
-/// AVX2 and FMA must be present; `a` must hold `offsets.len() * FR` values
-/// and `b` every window `off..off + FN`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn tile_offsets_body(a: &[f32], b: &[f32], offsets: &[usize]) -> [[f32; FN]; FR] {
+mod x86 {
     use std::arch::x86_64::*;
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    // SAFETY: AVX is present (the caller's contract).
-    let mut c = [[unsafe { _mm256_setzero_ps() }; 3]; FR];
-    for (k, &off) in offsets.iter().enumerate() {
-        // SAFETY: the caller checked every window off..off + FN against b,
-        // and sliced a to offsets.len() * FR.
-        unsafe {
-            let bk = pb.add(off);
-            let b = [
-                _mm256_loadu_ps(bk),
-                _mm256_loadu_ps(bk.add(8)),
-                _mm256_loadu_ps(bk.add(16)),
-            ];
-            for (r, cr) in c.iter_mut().enumerate() {
-                let ar = _mm256_broadcast_ss(&*pa.add(k * FR + r));
-                for (acc, bv) in cr.iter_mut().zip(b) {
-                    *acc = _mm256_fmadd_ps(ar, bv, *acc);
+    use std::sync::OnceLock;
+
+    pub fn has_avx512() -> bool {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+    }
+
+    pub fn has_avx2_fma() -> bool {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+
+    /// The whole `R x N` tile in `R * N / 16` registers of 16 lanes (at most
+    /// 24 of the 32, leaving room for the loads of `b` and a broadcast).
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present; the pointers as in [`super::run`].
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn run_avx512<const R: usize, const N: usize>(
+        kc: usize,
+        a: impl Fn(usize, usize) -> *const f32,
+        b: impl Fn(usize) -> *const f32,
+        out: &mut [[f32; N]; R],
+    ) {
+        // The shapes in use: N is 16, 32 or 48.
+        match N / 16 {
+            1 => unsafe { block_avx512::<R, 1, N>(kc, a, b, out) },
+            2 => unsafe { block_avx512::<R, 2, N>(kc, a, b, out) },
+            3 => unsafe { block_avx512::<R, 3, N>(kc, a, b, out) },
+            _ => unreachable!("tile widths are 16, 32 or 48"),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn block_avx512<const R: usize, const V: usize, const N: usize>(
+        kc: usize,
+        a: impl Fn(usize, usize) -> *const f32,
+        b: impl Fn(usize) -> *const f32,
+        out: &mut [[f32; N]; R],
+    ) {
+        debug_assert_eq!(V * 16, N);
+        // SAFETY: AVX-512 F is present (the caller's contract).
+        let mut c = [[unsafe { _mm512_setzero_ps() }; V]; R];
+        for k in 0..kc {
+            // SAFETY: the pointers are readable for k < kc (the caller's contract).
+            unsafe {
+                let bk = b(k);
+                let bv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(bk.add(16 * v)));
+                for (r, cr) in c.iter_mut().enumerate() {
+                    let ar = _mm512_set1_ps(*a(k, r));
+                    for (acc, &bb) in cr.iter_mut().zip(&bv) {
+                        *acc = _mm512_fmadd_ps(ar, bb, *acc);
+                    }
+                }
+            }
+        }
+        for (row, cr) in out.iter_mut().zip(&c) {
+            for (v, x) in cr.iter().enumerate() {
+                // SAFETY: each row holds N = 16 V floats.
+                unsafe { _mm512_storeu_ps(row.as_mut_ptr().add(16 * v), *x) };
+            }
+        }
+    }
+
+    /// The tile in blocks of four rows by at most 24 columns (twelve 256-bit
+    /// accumulators: more would not fit AVX2's 16 registers).
+    ///
+    /// # Safety
+    ///
+    /// AVX2 and FMA must be present; the pointers as in [`super::run`].
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn run_avx2<const R: usize, const N: usize>(
+        kc: usize,
+        a: impl Fn(usize, usize) -> *const f32 + Copy,
+        b: impl Fn(usize) -> *const f32 + Copy,
+        out: &mut [[f32; N]; R],
+    ) {
+        let cols = if N.is_multiple_of(24) { 24 } else { 16 };
+        for r0 in (0..R).step_by(4) {
+            for j0 in (0..N).step_by(cols) {
+                let ra = move |k: usize, r: usize| a(k, r0 + r);
+                // SAFETY: j0 + cols <= N, so b(k) + j0 has the block's columns.
+                let rb = move |k: usize| unsafe { b(k).add(j0) };
+                // SAFETY: as above; the block's rows r0..r0 + 4 are below R
+                // (R is a multiple of 4).
+                let block = unsafe {
+                    if cols == 24 {
+                        block_avx2::<3>(kc, ra, rb)
+                    } else {
+                        block_avx2::<2>(kc, ra, rb)
+                    }
+                };
+                for (r, cr) in block.iter().enumerate() {
+                    for (v, x) in cr.iter().enumerate().take(cols / 8) {
+                        // SAFETY: row r0 + r < R holds columns j0..j0 + cols.
+                        unsafe { _mm256_storeu_ps(out[r0 + r].as_mut_ptr().add(j0 + 8 * v), *x) };
+                    }
                 }
             }
         }
     }
-    let mut acc = [[0.0f32; FN]; FR];
-    for (row, cr) in acc.iter_mut().zip(&c) {
-        for (i, v) in cr.iter().enumerate() {
-            // SAFETY: each row holds FN = 24 floats, three stores of 8.
-            unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(8 * i), *v) };
-        }
-    }
-    acc
-}
 
-/// The accumulators of a 6x16 tile as arrays.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn store(c: &[[std::arch::x86_64::__m256; 2]; MR]) -> Tile {
-    use std::arch::x86_64::*;
-    let mut acc = [[0.0f32; NR]; MR];
-    for (row, cr) in acc.iter_mut().zip(c) {
-        // SAFETY: each row holds NR = 16 floats, two unaligned stores of 8.
-        unsafe {
-            _mm256_storeu_ps(row.as_mut_ptr(), cr[0]);
-            _mm256_storeu_ps(row.as_mut_ptr().add(8), cr[1]);
+    #[inline(always)]
+    unsafe fn block_avx2<const V: usize>(
+        kc: usize,
+        a: impl Fn(usize, usize) -> *const f32,
+        b: impl Fn(usize) -> *const f32,
+    ) -> [[__m256; 3]; 4] {
+        // SAFETY: AVX is present (the caller's contract).
+        let mut c = [[unsafe { _mm256_setzero_ps() }; 3]; 4];
+        for k in 0..kc {
+            // SAFETY: the pointers are readable for k < kc (the caller's contract).
+            unsafe {
+                let bk = b(k);
+                let bv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(bk.add(8 * v)));
+                for (r, cr) in c.iter_mut().enumerate() {
+                    let ar = _mm256_broadcast_ss(&*a(k, r));
+                    for (acc, &bb) in cr.iter_mut().zip(&bv) {
+                        *acc = _mm256_fmadd_ps(ar, bb, *acc);
+                    }
+                }
+            }
         }
+        c
     }
-    acc
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_tile_is_the_matrix_product_of_the_packed_operands() {
-        let kc = 37;
-        let a: Vec<f32> = (0..kc * MR).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
-        let b: Vec<f32> = (0..kc * NR)
-            .map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0)
-            .collect();
-        let got = tile(kc, &a, &b);
-        // Small integers and halves: every sum is exact in f32.
-        for r in 0..MR {
-            for j in 0..NR {
-                let want: f32 = (0..kc).map(|k| a[k * MR + r] * b[k * NR + j]).sum();
-                assert_eq!(got[r][j], want, "({r}, {j})");
+    fn ints(n: usize, mul: usize, m: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * mul) % m) as f32 * 0.5 - 2.0).collect()
+    }
+
+    /// Every tile against its definition, through the dispatched path, the
+    /// portable loops and (where the processor has them) each x86 kernel.
+    /// Small integers and halves: every sum is exact in f32, so all paths
+    /// must agree to the bit.
+    fn check<const R: usize, const N: usize>(
+        kc: usize,
+        a: impl Fn(usize, usize) -> *const f32 + Copy,
+        b: impl Fn(usize) -> *const f32 + Copy,
+        got: [[f32; N]; R],
+    ) {
+        for (r, row) in got.iter().enumerate() {
+            for (j, &value) in row.iter().enumerate() {
+                // SAFETY: the test's operands hold every k < kc.
+                let want: f32 = (0..kc).map(|k| unsafe { *a(k, r) * *b(k).add(j) }).sum();
+                assert_eq!(value, want, "({r}, {j}) of {R}x{N}");
             }
         }
-        assert_eq!(tile_portable(kc, &a, &b), got);
-        // The same product with A as separate rows.
-        let rows: Vec<Vec<f32>> = (0..MR)
-            .map(|r| (0..kc).map(|k| a[k * MR + r]).collect())
-            .collect();
-        let rows: [&[f32]; MR] = std::array::from_fn(|r| rows[r].as_slice());
-        assert_eq!(tile_rows(kc, rows, &b), got);
+        let mut out = [[1.0f32; N]; R];
+        // SAFETY: as above.
+        unsafe { run_portable(kc, a, b, &mut out) };
+        assert_eq!(out, got, "portable {R}x{N}");
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::has_avx2_fma() {
+                // SAFETY: AVX2 and FMA are present; operands as above.
+                unsafe { x86::run_avx2(kc, a, b, &mut out) };
+                assert_eq!(out, got, "AVX2 {R}x{N}");
+            }
+            if x86::has_avx512() {
+                // SAFETY: AVX-512 F is present; operands as above.
+                unsafe { x86::run_avx512(kc, a, b, &mut out) };
+                assert_eq!(out, got, "AVX-512 {R}x{N}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_packed_tile_is_the_matrix_product() {
+        let kc = 37;
+        let (a, b) = (ints(kc * MR, 7, 13), ints(kc * NR, 5, 11));
+        let got = tile(kc, &a, &b);
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: k < kc and r < MR index inside a and b.
+        check(
+            kc,
+            |k, r| unsafe { pa.add(k * MR + r) },
+            |k| unsafe { pb.add(k * NR) },
+            got,
+        );
+    }
+
+    #[test]
+    fn the_row_tile_reads_one_slice_per_row() {
+        let kc = 29;
+        let rows: Vec<Vec<f32>> = (0..RM).map(|r| ints(kc, 7 + r, 13)).collect();
+        let b = ints(kc * RN, 5, 11);
+        let got = tile_rows(kc, std::array::from_fn(|r| rows[r].as_slice()), &b);
+        let pb = b.as_ptr();
+        // SAFETY: k < kc indexes every row and b.
+        check(
+            kc,
+            |k, r| unsafe { rows[r].as_ptr().add(k) },
+            |k| unsafe { pb.add(k * RN) },
+            got,
+        );
     }
 
     #[test]
     fn the_offset_tile_reads_windows_of_b() {
         let offsets = [0usize, 7, 3, 30, 12, 1, 25];
-        let a: Vec<f32> = (0..offsets.len() * FR)
-            .map(|i| ((i * 7) % 13) as f32 - 6.0)
-            .collect();
-        let b: Vec<f32> = (0..30 + FN)
-            .map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0)
-            .collect();
+        let a = ints(offsets.len() * FR, 7, 13);
+        let b = ints(30 + FN, 5, 11);
         let got = tile_offsets(&a, &b, &offsets);
-        for r in 0..FR {
-            for j in 0..FN {
-                let want: f32 = offsets
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &off)| a[k * FR + r] * b[off + j])
-                    .sum();
-                assert_eq!(got[r][j], want, "({r}, {j})");
-            }
-        }
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: every window lies inside b.
+        check(
+            offsets.len(),
+            |k, r| unsafe { pa.add(k * FR + r) },
+            |k| unsafe { pb.add(offsets[k]) },
+            got,
+        );
     }
 }
