@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::{Maps, sum_lanes};
+use super::{Maps, par_filled, sum_lanes};
 
 /// Per-channel mean and biased variance of `x` over the batch and the pixels,
 /// as `[mean_0..mean_C, var_0..var_C]`.
@@ -61,22 +61,16 @@ pub fn forward(
     let (c, hw) = (maps.channels, maps.height * maps.width);
     assert_eq!(x.len(), maps.len(), "input of {maps:?}");
     let (scale, shift) = affine(gamma, beta, stats, eps);
-    let mut y = vec![0.0f32; x.len()];
-    if y.is_empty() {
-        return y;
-    }
-    y.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw))
-        .for_each(|(out, image)| {
-            for ch in 0..c {
-                let (a, b) = (scale[ch], shift[ch]);
-                let src = &image[ch * hw..][..hw];
-                for (o, &v) in out[ch * hw..][..hw].iter_mut().zip(src) {
-                    *o = (a * v + b).max(0.0);
-                }
+    par_filled(x.len(), c * hw, |b, out| {
+        let image = &x[b * c * hw..][..c * hw];
+        for ch in 0..c {
+            let (a, b) = (scale[ch], shift[ch]);
+            let src = &image[ch * hw..][..hw];
+            for (o, &v) in out[ch * hw..][..hw].iter_mut().zip(src) {
+                *o = (a * v + b).max(0.0);
             }
-        });
-    y
+        }
+    })
 }
 
 /// Gradients of [`forward`] with respect to `x`, `gamma` and `beta`, given its
@@ -127,28 +121,23 @@ pub fn backward(
             ]
         })
         .collect();
-    let mut dx = vec![0.0f32; x.len()];
-    if dx.is_empty() {
-        return (dx, dgamma, dbeta);
-    }
-    dx.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw))
-        .zip(y.par_chunks(c * hw).zip(dy.par_chunks(c * hw)))
-        .for_each(|((out, xi), (yi, gi))| {
-            for ch in 0..c {
-                let [k, mean_dz, mean_dz_xhat, s] = coef[ch];
-                let m = mean[ch];
-                let range = ch * hw..(ch + 1) * hw;
-                let iter = out[range.clone()]
-                    .iter_mut()
-                    .zip(&xi[range.clone()])
-                    .zip(yi[range.clone()].iter().zip(&gi[range]));
-                for ((o, &xv), (&yv, &g)) in iter {
-                    let dz = relu_grad(yv, g);
-                    *o = k * (dz - mean_dz - (xv - m) * s * mean_dz_xhat);
-                }
+    let dx = par_filled(x.len(), c * hw, |b, out| {
+        let image = b * c * hw..(b + 1) * c * hw;
+        let (xi, yi, gi) = (&x[image.clone()], &y[image.clone()], &dy[image]);
+        for ch in 0..c {
+            let [k, mean_dz, mean_dz_xhat, s] = coef[ch];
+            let m = mean[ch];
+            let range = ch * hw..(ch + 1) * hw;
+            let iter = out[range.clone()]
+                .iter_mut()
+                .zip(&xi[range.clone()])
+                .zip(yi[range.clone()].iter().zip(&gi[range]));
+            for ((o, &xv), (&yv, &g)) in iter {
+                let dz = relu_grad(yv, g);
+                *o = k * (dz - mean_dz - (xv - m) * s * mean_dz_xhat);
             }
-        });
+        }
+    });
     (dx, dgamma, dbeta)
 }
 

@@ -17,8 +17,8 @@
 
 use rayon::prelude::*;
 
-use super::Maps;
 use super::tile::{MR, NR, tile};
+use super::{Maps, par_filled};
 
 /// [`conv::forward`](super::conv::forward) by F(2x2, 3x3): same arguments,
 /// same result up to rounding.
@@ -38,9 +38,8 @@ pub fn forward(
     assert_eq!(weight.len(), out_channels * c * 9, "3x3 weight");
     let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
     let tiles = maps.batch * th * tw;
-    let mut out = vec![0.0f32; maps.batch * out_channels * h * w];
-    if out.is_empty() {
-        return out;
+    if maps.batch * out_channels * h * w == 0 {
+        return Vec::new();
     }
     let packed = transform_weights(weight, out_channels, c);
     // Per tile, its 2x2 outputs for every output channel: [tile][o][4].
@@ -81,26 +80,23 @@ pub fn forward(
     // Tile `t` is in block `t / tiles_per_block`, read in place (no concatenation).
     let tiles_per_block = per_task * NR;
     let (image_tiles, image_len) = (th * tw, out_channels * h * w);
-    out.par_chunks_mut(image_len)
-        .enumerate()
-        .for_each(|(b, image)| {
-            let first = b * image_tiles;
-            for t in 0..image_tiles {
-                let (ty, tx) = (t / tw, t % tw);
-                let (block, at) = ((first + t) / tiles_per_block, (first + t) % tiles_per_block);
-                let src = &blocks[block][at * out_channels * 4..][..out_channels * 4];
-                for o in 0..out_channels {
-                    let block = &src[o * 4..][..4];
-                    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                        let (y, x) = (2 * ty + dy, 2 * tx + dx);
-                        if y < h && x < w {
-                            image[(o * h + y) * w + x] = block[dy * 2 + dx];
-                        }
+    par_filled(maps.batch * image_len, image_len, |b, image| {
+        let first = b * image_tiles;
+        for t in 0..image_tiles {
+            let (ty, tx) = (t / tw, t % tw);
+            let (block, at) = ((first + t) / tiles_per_block, (first + t) % tiles_per_block);
+            let src = &blocks[block][at * out_channels * 4..][..out_channels * 4];
+            for o in 0..out_channels {
+                let block = &src[o * 4..][..4];
+                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let (y, x) = (2 * ty + dy, 2 * tx + dx);
+                    if y < h && x < w {
+                        image[(o * h + y) * w + x] = block[dy * 2 + dx];
                     }
                 }
             }
-        });
-    out
+        }
+    })
 }
 
 /// The weight gradient of [`forward`] (`[out_channels, C, 3, 3]`, without
