@@ -14,11 +14,11 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::activation::relu;
-use burn::tensor::module::{batch_norm_train, conv2d};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::module::{batch_norm_train, conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Shape, Tensor, TensorData};
 
-use super::{Maps, conv, norm_relu, own_kernels_apply};
+use super::{Maps, conv, norm_relu, own_kernels_apply, resample};
 
 /// `conv2d(x, weight, bias)` with a `[cout, cin, 3, 3]` weight, stride 1 and
 /// padding 1.
@@ -326,6 +326,137 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
                 stats.into_primitive(),
                 epsilon,
             )),
+        }
+    }
+}
+
+/// 2x2 max pooling with stride 2, as Burn's `MaxPool2d` with a 2x2 kernel.
+///
+/// # Shapes
+///
+/// - `x`: `[b, c, h, w]` → `[b, c, h / 2, w / 2]`
+pub fn max_pool2(x: Tensor<4>) -> Tensor<4> {
+    if own_kernels_apply(&x) {
+        Tensor::from_dispatch(<Dispatch as ResampleBackend>::max_pool2(x.into_dispatch()))
+    } else {
+        max_pool2d(x, MaxPoolOptions::new([2, 2]))
+    }
+}
+
+/// Nearest-neighbour upsampling by 2: each value becomes a 2x2 block.
+///
+/// # Shapes
+///
+/// - `x`: `[b, c, h, w]` → `[b, c, 2h, 2w]`
+pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    if own_kernels_apply(&x) {
+        Tensor::from_dispatch(<Dispatch as ResampleBackend>::upsample2(x.into_dispatch()))
+    } else {
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c, h, 1, w, 1])
+            .expand([b, c, h, 2, w, 2])
+            .reshape([b, c, 2 * h, 2 * w])
+    }
+}
+
+/// The backend operations behind [`max_pool2`] and [`upsample2`].
+#[backend_extension(Flex, Autodiff)]
+pub trait ResampleBackend: Backend {
+    /// 2x2 max pooling, stride 2.
+    fn max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Nearest-neighbour upsampling by 2.
+    fn upsample2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl ResampleBackend for Flex {
+    fn max_pool2(x: FlexTensor) -> FlexTensor {
+        let maps = maps_of(&x);
+        let out = resample::max_pool2(&values(&x), maps);
+        tensor(
+            out,
+            [maps.batch, maps.channels, maps.height / 2, maps.width / 2],
+        )
+    }
+
+    fn upsample2(x: FlexTensor) -> FlexTensor {
+        let maps = maps_of(&x);
+        let out = resample::upsample2(&values(&x), maps);
+        tensor(
+            out,
+            [maps.batch, maps.channels, 2 * maps.height, 2 * maps.width],
+        )
+    }
+}
+
+impl<C: CheckpointStrategy> ResampleBackend for Autodiff<Flex, C> {
+    fn max_pool2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct MaxPoolGrad;
+
+        impl Backward<Flex, 1> for MaxPoolGrad {
+            type State = NodeId;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                if let Some(node) = node_x {
+                    let x: FlexTensor = checkpointer.retrieve_node_output(ops.state);
+                    let dx = resample::max_pool2_grad(&values(&x), maps_of(&x), &values(&grad));
+                    register(grads, node.id, dx, x.layout().shape().clone());
+                }
+            }
+        }
+
+        match MaxPoolGrad
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = prep.checkpoint(&x);
+                prep.finish(state, Flex::max_pool2(x.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::max_pool2(x.into_primitive())),
+        }
+    }
+
+    fn upsample2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct UpsampleGrad;
+
+        impl Backward<Flex, 1> for UpsampleGrad {
+            /// The input's shape.
+            type State = Maps;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                if let Some(node) = node_x {
+                    let m = ops.state;
+                    let dx = resample::upsample2_grad(&values(&grad), m);
+                    register(grads, node.id, dx, [m.batch, m.channels, m.height, m.width]);
+                }
+            }
+        }
+
+        let maps = maps_of(x.primitive());
+        match UpsampleGrad
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(maps, Flex::upsample2(x.into_primitive())),
+            OpsKind::UnTracked(prep) => prep.finish(Flex::upsample2(x.into_primitive())),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! r2unet's own CPU kernels for the operations that dominate a training step
 //! of the U-Net family: the 3x3 convolution (stride 1, padding 1; forward,
-//! input and weight gradients, [`conv`]), the 1x1 convolution, and
-//! training-mode batch norm followed by ReLU ([`norm_relu`]).
+//! input and weight gradients, [`conv`]), the 1x1 convolution,
+//! training-mode batch norm followed by ReLU ([`norm_relu`]), and the 2x2
+//! max pooling and 2x upsampling between levels ([`resample`]).
 //!
 //! They join Burn as backend extensions for its `flex` CPU backend, each with
 //! a hand-written backward pass for autodiff ([`burn_ops`]), so training
@@ -13,6 +14,7 @@ pub mod burn_ops;
 pub mod conv;
 pub mod implicit;
 pub mod norm_relu;
+pub mod resample;
 mod tile;
 pub mod winograd;
 
@@ -20,7 +22,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::{DType, Device, Tensor};
 
-pub use burn_ops::{batch_norm_relu_train, conv1x1, conv3x3};
+pub use burn_ops::{batch_norm_relu_train, conv1x1, conv3x3, max_pool2, upsample2};
 
 /// Shape of a contiguous NCHW batch of feature maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,4 +24,4 @@ pub use state::{
     load_weights, metadata_of_bytes, read_config, read_metadata,
 };
 pub use summary::{Summary, conv_flops};
-pub use unet::{UNet, upsample2};
+pub use unet::UNet;

@@ -6,13 +6,13 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::attention::AttentionGate;
 use super::block::{Block, Rcl, conv1x1, pointwise, visit_conv};
 use super::config::UNetConfig;
 use super::state::Visit;
+use crate::kernels::{max_pool2, upsample2};
 
 /// A U-Net-family model; the block kind and attention come from its config.
 #[derive(Module, Debug)]
@@ -27,8 +27,6 @@ pub struct UNet {
     pub att: Vec<AttentionGate>,
     /// Final 1x1 convolution to the output channels (logits).
     pub head: Conv2d,
-    /// The 2x2 max pooling between encoder stages.
-    pub pool: MaxPool2d,
     /// What this model is.
     #[module(skip)]
     pub config: UNetConfig,
@@ -67,7 +65,6 @@ impl UNetConfig {
             dec,
             att,
             head: conv1x1(self.widths[0], self.out_channels, device),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
             config: self.clone(),
         };
         model.assign_stable_ids();
@@ -101,7 +98,7 @@ impl UNet {
         let mut skips = Vec::with_capacity(self.enc.len());
         let mut x = x;
         for (i, block) in self.enc.iter().enumerate() {
-            x = block.forward(if i == 0 { x } else { self.pool.forward(x) });
+            x = block.forward(if i == 0 { x } else { max_pool2(x) });
             skips.push(x.clone());
         }
         skips.pop();
@@ -135,16 +132,4 @@ impl UNet {
         }
         visit_conv(&mut self.head, "head", f);
     }
-}
-
-/// Nearest-neighbour upsampling by 2 (PyTorch `interpolate(scale_factor=2, mode="nearest")`).
-///
-/// # Shapes
-///
-/// - `x`: `[b, c, h, w]` → `[b, c, 2h, 2w]`
-pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, 2 * h, 2 * w])
 }
