@@ -7,8 +7,9 @@
 //! `c * plane + q + dy * pw + dx`: one constant offset per tap. So the values
 //! a tap contributes to consecutive positions are consecutive in memory, and
 //! the register tile reads them where they lie ([`tile_offsets`] for the
-//! forward pass, [`tile_rows`] for the weight gradient). The price is the
-//! two padding columns of each row, computed and dropped (4% at 48x48).
+//! forward pass, [`tile_dot`] for the weight gradient). The price is the
+//! two padding columns of each row, computed and dropped (4% at 48x48), and
+//! for small images taken several at a time, the margin rows between them.
 //!
 //! Used for 3x3 convolutions below
 //! [`WINOGRAD_FORWARD_FROM`](super::conv::WINOGRAD_FORWARD_FROM) (forward)
@@ -18,14 +19,26 @@
 
 use rayon::prelude::*;
 
-use super::tile::{FN, FR, RM, RN, tile_offsets, tile_rows};
+use std::ops::Range;
+
+use super::tile::{DR, DS, FN, FR, tile_dot, tile_offsets};
 use super::{Maps, par_filled};
 
-/// Rows `y0..y1` of one image, zero-padded by `margin` pixels (1 for a 3x3
-/// kernel, none for 1x1): its planes hold image rows `y0 - m .. y1 + m`
-/// (zero outside the image) of `W + 2m` values, with room after the last
-/// plane for the windows of the last positions. Output pixel `(y, x)` of the
-/// band sits at position `(y - y0) * pw + x`.
+/// A unit of work: rows `rows.0..rows.1` of the images `images`.
+#[derive(Clone, Debug)]
+struct Job {
+    images: Range<usize>,
+    rows: (usize, usize),
+}
+
+/// The job's rows of its images, zero-padded by `margin` pixels (1 for a
+/// 3x3 kernel, none for 1x1). Each plane holds, image after image, a block
+/// of the image rows `y0 - m .. y1 + m` (zero outside the image) of
+/// `W + 2m` values; after the last plane, room for the windows of the last
+/// positions. Output pixel `(y, x)` of the job's image `i` sits at position
+/// [`Band::position`]`(i, y - y0, x)`, and each of its taps at a constant
+/// offset from there ([`Band::taps`]); the positions in between (padding
+/// columns, the margin rows between images) are computed and dropped.
 ///
 /// Each job pads its own band: a few hundred kilobytes that stay in the
 /// core's cache while the tiles read them, where a padded copy of the whole
@@ -35,26 +48,43 @@ struct Band {
     data: Vec<f32>,
     /// Values per padded row.
     pw: usize,
+    /// Padded rows per image: the job's rows and the margins.
+    block: usize,
     /// Values per padded plane.
     plane: usize,
 }
 
 impl Band {
-    fn new(input: &[f32], maps: Maps, b: usize, (y0, y1): (usize, usize), margin: usize) -> Self {
+    fn new(input: &[f32], maps: Maps, job: &Job, margin: usize) -> Self {
         let (c, h, w) = (maps.channels, maps.height, maps.width);
-        let (pw, rows) = (w + 2 * margin, y1 - y0 + 2 * margin);
-        let plane = rows * pw;
+        let (y0, y1) = job.rows;
+        let (pw, block) = (w + 2 * margin, y1 - y0 + 2 * margin);
+        let plane = job.images.len() * block * pw;
         let mut data = vec![0.0f32; c * plane + FN + 2 * pw + 8];
-        let image = &input[b * c * h * w..][..c * h * w];
-        for (padded, plane_in) in data.chunks_exact_mut(plane).zip(image.chunks_exact(h * w)) {
-            for r in 0..rows {
-                // Image row y0 + r - margin, when inside the image.
-                if let Some(y) = (y0 + r).checked_sub(margin).filter(|&y| y < h) {
-                    padded[r * pw + margin..][..w].copy_from_slice(&plane_in[y * w..][..w]);
+        for (i, b) in job.images.clone().enumerate() {
+            let image = &input[b * c * h * w..][..c * h * w];
+            for (ch, plane_in) in image.chunks_exact(h * w).enumerate() {
+                let padded = &mut data[ch * plane + i * block * pw..][..block * pw];
+                for r in 0..block {
+                    // Image row y0 + r - margin, when inside the image.
+                    if let Some(y) = (y0 + r).checked_sub(margin).filter(|&y| y < h) {
+                        padded[r * pw + margin..][..w].copy_from_slice(&plane_in[y * w..][..w]);
+                    }
                 }
             }
         }
-        Self { data, pw, plane }
+        Self {
+            data,
+            pw,
+            block,
+            plane,
+        }
+    }
+
+    /// The position of the output pixel in row `row` of the job (`y - y0`)
+    /// and column `x` of the job's image `i`.
+    fn position(&self, i: usize, row: usize, x: usize) -> usize {
+        (i * self.block + row) * self.pw + x
     }
 
     /// The offset of every tap `(c, dy, dx)` of a `kernel x kernel` filter
@@ -166,7 +196,11 @@ struct Forward<'a> {
 impl Forward<'_> {
     /// Rows `y0..y1` of image `b` into `dst[o * (y1 - y0) * W + (y - y0) * W + x]`.
     fn run(&self, b: usize, y0: usize, y1: usize, dst: &mut [f32]) {
-        let band = Band::new(self.input, self.maps, b, (y0, y1), self.kernel / 2);
+        let job = Job {
+            images: b..b + 1,
+            rows: (y0, y1),
+        };
+        let band = Band::new(self.input, self.maps, &job, self.kernel / 2);
         let taps = band.taps(self.maps.channels, self.kernel);
         let (w, pw) = (self.maps.width, band.pw);
         let (k, rows) = (taps.len(), y1 - y0);
@@ -206,10 +240,11 @@ impl Forward<'_> {
 }
 
 /// [`conv::weight_grad`](super::conv::weight_grad)'s weight part: the
-/// gradient of the `[out_channels, C, kernel, kernel]` weight, up to rounding. The
-/// reduction runs over positions: the output gradient, transposed to
-/// `[position][out channel]` with zeros in the padding columns, is one
-/// operand; the other is read as one row per tap from the padded image.
+/// gradient of the `[out_channels, C, kernel, kernel]` weight, up to
+/// rounding. Each tap's weight gradient is a dot product over positions of
+/// the padded input, shifted by the tap's offset, with the output gradient
+/// laid out at the same positions (zero at the padding): [`tile_dot`] takes
+/// [`DR`] taps by [`DS`] output channels at a time.
 ///
 /// `kernel` as in [`forward`].
 ///
@@ -232,69 +267,89 @@ pub fn weight_grad(
         maps.batch * out_channels * h * w,
         "gradient"
     );
-    let (k_blocks, o_blocks) = (k.div_ceil(RM), out_channels.div_ceil(RN));
-    let acc_len = k_blocks * RM * o_blocks * RN;
-    if maps.is_empty() || out_channels == 0 {
-        return vec![0.0; out_channels * k];
+    let len = out_channels * k;
+    if maps.is_empty() || len == 0 {
+        return vec![0.0; len];
     }
-    // Positions per block of the reduction: the block's gradient rows
-    // (16 KiB per block of RN output channels) stay in L1.
-    const QC: usize = 256;
-    let acc = row_ranges(maps.batch, h)
+    let margin = kernel / 2;
+    grad_jobs(maps, margin)
         .into_par_iter()
         .fold(
-            || vec![0.0f32; acc_len],
-            |mut acc, (b, y0, y1)| {
-                let band = Band::new(input, maps, b, (y0, y1), kernel / 2);
+            || vec![0.0f32; len],
+            |mut grad, job| {
+                let band = Band::new(input, maps, &job, margin);
                 let taps = band.taps(c, kernel);
-                let (pw, n) = (band.pw, (y1 - y0) * band.pw);
-                // gt[(j * n + q) * RN + lane]: output channel j * RN + lane at position start + q.
-                let mut gt = vec![0.0f32; o_blocks * n * RN];
-                for o in 0..out_channels {
-                    let (j, lane) = (o / RN, o % RN);
-                    let plane = &grad_out[(b * out_channels + o) * h * w..][..h * w];
-                    for y in y0..y1 {
-                        for (x, &g) in plane[y * w..][..w].iter().enumerate() {
-                            gt[(j * n + (y - y0) * pw + x) * RN + lane] = g;
+                let (y0, y1) = job.rows;
+                // Up to the last output pixel's position.
+                let n = band.position(job.images.len() - 1, y1 - y0 - 1, w - 1) + 1;
+                // The output gradient at the band's positions: gp[o * n + q].
+                let mut gp = vec![0.0f32; out_channels * n];
+                for (i, b) in job.images.clone().enumerate() {
+                    for (o, rows) in gp.chunks_exact_mut(n).enumerate() {
+                        let plane = &grad_out[(b * out_channels + o) * h * w..][..h * w];
+                        for y in y0..y1 {
+                            rows[band.position(i, y - y0, 0)..][..w]
+                                .copy_from_slice(&plane[y * w..][..w]);
                         }
                     }
                 }
-                for q0 in (0..n).step_by(QC) {
-                    let qc = QC.min(n - q0);
-                    for i in 0..k_blocks {
-                        // Taps past the last one repeat the first; their rows are dropped.
-                        let rows: [&[f32]; RM] = std::array::from_fn(|r| {
-                            let tap = taps[if i * RM + r < k { i * RM + r } else { 0 }];
-                            &band.data[tap + q0..][..qc]
-                        });
-                        for j in 0..o_blocks {
-                            let t = tile_rows(qc, rows, &gt[(j * n + q0) * RN..]);
-                            for (r, sums) in t.iter().enumerate() {
-                                let dst = &mut acc[(i * RM + r) * o_blocks * RN + j * RN..][..RN];
-                                dst.iter_mut().zip(sums).for_each(|(d, v)| *d += v);
+                for t0 in (0..k).step_by(DR) {
+                    // Past the last tap or channel, repeat it; its sums are dropped.
+                    let a: [&[f32]; DR] =
+                        std::array::from_fn(|r| &band.data[taps[(t0 + r).min(k - 1)]..][..n]);
+                    for o0 in (0..out_channels).step_by(DS) {
+                        let b: [&[f32]; DS] =
+                            std::array::from_fn(|s| &gp[(o0 + s).min(out_channels - 1) * n..][..n]);
+                        let sums = tile_dot(n, a, b);
+                        for (r, row) in sums.iter().enumerate().take(k - t0) {
+                            for (s, &v) in row.iter().enumerate().take(out_channels - o0) {
+                                grad[(o0 + s) * k + t0 + r] += v;
                             }
                         }
                     }
                 }
-                acc
+                grad
             },
         )
         .reduce(
-            || vec![0.0f32; acc_len],
+            || vec![0.0f32; len],
             |mut a, b| {
                 a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
                 a
             },
-        );
-    // acc is [tap][out channel]; the gradient [out channel][tap].
-    let ld = o_blocks * RN;
-    let mut grad = vec![0.0f32; out_channels * k];
-    for (o, row) in grad.chunks_exact_mut(k).enumerate() {
-        for (kk, g) in row.iter_mut().enumerate() {
-            *g = acc[kk * ld + o];
-        }
+        )
+}
+
+/// Padded positions per weight-gradient job: small images are taken several
+/// at a time, so that each dot product runs long enough to pay for adding up
+/// its lanes, and the band and gradient rows still fit the core's cache.
+const GRAD_POSITIONS: usize = 1536;
+
+/// The weight gradient's jobs: bands of rows of each image when the images
+/// are fewer than two per thread ([`row_ranges`]), else groups of whole
+/// images with about [`GRAD_POSITIONS`] padded positions, at least two
+/// groups per thread.
+fn grad_jobs(maps: Maps, margin: usize) -> Vec<Job> {
+    let ranges = row_ranges(maps.batch, maps.height);
+    if ranges.len() > maps.batch {
+        return ranges
+            .into_iter()
+            .map(|(b, y0, y1)| Job {
+                images: b..b + 1,
+                rows: (y0, y1),
+            })
+            .collect();
     }
-    grad
+    let per_image = (maps.height + 2 * margin) * (maps.width + 2 * margin);
+    let most = (maps.batch / (2 * rayon::current_num_threads())).max(1);
+    let group = GRAD_POSITIONS.div_ceil(per_image).clamp(1, most);
+    (0..maps.batch)
+        .step_by(group)
+        .map(|b0| Job {
+            images: b0..(b0 + group).min(maps.batch),
+            rows: (0, maps.height),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -302,10 +357,13 @@ mod tests {
     use super::*;
     use crate::kernels::conv::reference::{maps, max_diff, values};
 
-    /// Shapes with widths below and above a tile's 24 lanes, one row, one
-    /// column, channel counts off the tile's rows and columns, and batches
-    /// smaller than the thread count (split by rows).
-    const SHAPES: [(usize, usize, usize, usize, usize); 7] = [
+    /// Shapes with widths below and above a tile's lanes, one row, one
+    /// column, channel counts off the tiles' rows and columns, batches
+    /// smaller than the thread count (split by rows), and batches of small
+    /// images (taken several at a time by the weight gradient).
+    const SHAPES: [(usize, usize, usize, usize, usize); 9] = [
+        (9, 3, 5, 6, 5),
+        (16, 2, 3, 4, 9),
         (3, 5, 7, 9, 7),
         (1, 16, 13, 35, 13),
         (2, 1, 4, 3, 16),

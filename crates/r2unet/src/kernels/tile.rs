@@ -1,8 +1,9 @@
 //! The register tiles every convolution pass is built on: blocks of a matrix
 //! product `acc[r][j] = sum over k of a(k, r) * b(k)[j]`, kept in vector
 //! registers for the whole reduction. Three shapes, by where the operands lie:
-//! [`tile`] (both packed), [`tile_rows`] (`a` as one slice per row) and
-//! [`tile_offsets`] (`b` as windows of one slice).
+//! [`tile`] (both packed) and [`tile_offsets`] (`b` as windows of one
+//! slice); and [`tile_dot`], dot products of rows, whose reduction runs
+//! along the registers' lanes.
 //!
 //! Written here because no kept library exposes one: the `gemm` crate that
 //! Burn's CPU backend calls packs its operands itself, which is the overhead
@@ -22,11 +23,6 @@ pub const NR: usize = 32;
 
 /// One [`tile`] of results.
 pub type Tile = [[f32; NR]; MR];
-
-/// Rows of [`tile_rows`] (taps in the implicit weight gradient).
-pub const RM: usize = 12;
-/// Columns of [`tile_rows`] (output channels): one 512-bit register.
-pub const RN: usize = 16;
 
 /// Rows of [`tile_offsets`] (output channels).
 pub const FR: usize = 8;
@@ -48,25 +44,6 @@ pub fn tile(kc: usize, a: &[f32], b: &[f32]) -> Tile {
     // SAFETY: every pointer the closures give for k < kc lies inside the
     // slices (sliced above), and `out` holds MR rows of NR.
     unsafe { run::<MR, NR>(kc, at, bt, &mut out) };
-    out
-}
-
-/// `sum over k < kc of rows[r][k] * b[k * RN + j]`: [`tile`] with the `a`
-/// operand given as one slice per row instead of packed. The weight gradient
-/// reads the rows straight from a padded image, one per tap.
-///
-/// # Panics
-///
-/// If a row is shorter than `kc` or `b` than `kc * RN`.
-pub fn tile_rows(kc: usize, rows: [&[f32]; RM], b: &[f32]) -> [[f32; RN]; RM] {
-    let pa = rows.map(|r| r[..kc].as_ptr());
-    let pb = b[..kc * RN].as_ptr();
-    let mut out = [[0.0f32; RN]; RM];
-    // SAFETY (both closures): k < kc, and every row and b were sliced to it.
-    let at = |k: usize, r: usize| unsafe { pa[r].add(k) };
-    let bt = |k: usize| unsafe { pb.add(k * RN) };
-    // SAFETY: as above; `out` holds RM rows of RN.
-    unsafe { run::<RM, RN>(kc, at, bt, &mut out) };
     out
 }
 
@@ -93,6 +70,49 @@ pub fn tile_offsets(a: &[f32], b: &[f32], offsets: &[usize]) -> [[f32; FN]; FR] 
     let bt = |k: usize| unsafe { pb.add(*offsets.get_unchecked(k)) };
     // SAFETY: as above; `out` holds FR rows of FN.
     unsafe { run::<FR, FN>(kc, at, bt, &mut out) };
+    out
+}
+
+/// Rows of [`tile_dot`] (taps in the implicit weight gradient).
+pub const DR: usize = 6;
+/// Columns of [`tile_dot`] (output channels).
+pub const DS: usize = 4;
+
+/// The `DR x DS` dot products of `DR` rows with `DS` rows, all of length
+/// `n`: `sum over q < n of a[r][q] * b[s][q]`. The reduction runs along the
+/// rows, 16 positions per register (each accumulator sums its own lanes,
+/// added up at the end): no operand is broadcast or packed, both are read
+/// where they lie.
+///
+/// # Panics
+///
+/// If a row is shorter than `n`.
+pub fn tile_dot(n: usize, a: [&[f32]; DR], b: [&[f32]; DS]) -> [[f32; DS]; DR] {
+    let (a, b) = (a.map(|r| &r[..n]), b.map(|r| &r[..n]));
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_avx512() {
+        // SAFETY: AVX-512 F is present (checked above); every row holds n
+        // values (sliced above).
+        return unsafe { x86::dot_avx512(n, a, b) };
+    }
+    dot_portable(n, a, b)
+}
+
+/// [`tile_dot`] as plain loops: eight interleaved partial sums per product
+/// (one running sum would be a chain of dependent additions).
+fn dot_portable(n: usize, a: [&[f32]; DR], b: [&[f32]; DS]) -> [[f32; DS]; DR] {
+    let mut out = [[0.0f32; DS]; DR];
+    for (row, ar) in out.iter_mut().zip(&a) {
+        for (o, br) in row.iter_mut().zip(&b) {
+            let mut lanes = [0.0f32; 8];
+            for (ca, cb) in ar[..n].chunks(8).zip(br[..n].chunks(8)) {
+                for ((l, x), y) in lanes.iter_mut().zip(ca).zip(cb) {
+                    *l += x * y;
+                }
+            }
+            *o = lanes.iter().sum();
+        }
+    }
     out
 }
 
@@ -220,6 +240,44 @@ mod x86 {
         }
     }
 
+    /// [`super::tile_dot`] on 24 accumulators of 16 lanes; the last
+    /// positions through masked loads.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present and every row must hold `n` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot_avx512(
+        n: usize,
+        a: [&[f32]; super::DR],
+        b: [&[f32]; super::DS],
+    ) -> [[f32; super::DS]; super::DR] {
+        use super::{DR, DS};
+        let (pa, pb) = (a.map(<[f32]>::as_ptr), b.map(<[f32]>::as_ptr));
+        let mut c = [[_mm512_setzero_ps(); DS]; DR];
+        let step = |q: usize, mask: __mmask16, c: &mut [[__m512; DS]; DR]| {
+            // SAFETY: the mask's lanes q..q + 16 that it keeps are below n.
+            unsafe {
+                let av: [__m512; DR] =
+                    std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask, pa[r].add(q)));
+                for (s, &ps) in pb.iter().enumerate() {
+                    let bv = _mm512_maskz_loadu_ps(mask, ps.add(q));
+                    for (cr, &ar) in c.iter_mut().zip(&av) {
+                        cr[s] = _mm512_fmadd_ps(ar, bv, cr[s]);
+                    }
+                }
+            }
+        };
+        let whole = n / 16 * 16;
+        for q in (0..whole).step_by(16) {
+            step(q, 0xffff, &mut c);
+        }
+        if whole < n {
+            step(whole, (1u16 << (n - whole)) - 1, &mut c);
+        }
+        c.map(|row| row.map(|v| _mm512_reduce_add_ps(v)))
+    }
+
     /// The tile in blocks of four rows by at most 24 columns (twelve 256-bit
     /// accumulators: more would not fit AVX2's 16 registers).
     ///
@@ -343,19 +401,20 @@ mod tests {
     }
 
     #[test]
-    fn the_row_tile_reads_one_slice_per_row() {
-        let kc = 29;
-        let rows: Vec<Vec<f32>> = (0..RM).map(|r| ints(kc, 7 + r, 13)).collect();
-        let b = ints(kc * RN, 5, 11);
-        let got = tile_rows(kc, std::array::from_fn(|r| rows[r].as_slice()), &b);
-        let pb = b.as_ptr();
-        // SAFETY: k < kc indexes every row and b.
-        check(
-            kc,
-            |k, r| unsafe { rows[r].as_ptr().add(k) },
-            |k| unsafe { pb.add(k * RN) },
-            got,
-        );
+    fn the_dot_tile_is_the_products_of_rows() {
+        for n in [0usize, 5, 16, 37, 64] {
+            let rows: Vec<Vec<f32>> = (0..DR + DS).map(|r| ints(n, 3 + r, 13)).collect();
+            let a: [&[f32]; DR] = std::array::from_fn(|r| rows[r].as_slice());
+            let b: [&[f32]; DS] = std::array::from_fn(|s| rows[DR + s].as_slice());
+            let got = tile_dot(n, a, b);
+            for (r, row) in got.iter().enumerate() {
+                for (s, &v) in row.iter().enumerate() {
+                    let want: f32 = (0..n).map(|q| a[r][q] * b[s][q]).sum();
+                    assert_eq!(v, want, "n {n} ({r}, {s})");
+                }
+            }
+            assert_eq!(dot_portable(n, a, b), got, "n {n}");
+        }
     }
 
     #[test]
