@@ -266,8 +266,7 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
         struct NormReluGrad;
 
         impl Backward<Flex, 3> for NormReluGrad {
-            /// The input's node, gamma, the statistics, the output (the
-            /// ReLU's mask) and epsilon.
+            /// The input's node, gamma, beta, the statistics and epsilon.
             type State = (NodeId, FlexTensor, FlexTensor, FlexTensor, f64);
 
             fn backward(
@@ -278,15 +277,15 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
             ) {
                 let [node_x, node_gamma, node_beta] = ops.parents;
                 let grad = grads.consume::<Flex>(&ops.node);
-                let (x_state, gamma, stats, out, epsilon) = ops.state;
+                let (x_state, gamma, beta, stats, epsilon) = ops.state;
                 let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
                 let c = gamma.layout().shape()[0];
                 let (dx, dgamma, dbeta) = norm_relu::backward(
                     &values(&x),
-                    &values(&out),
                     &values(&grad),
                     maps_of(&x),
                     &values(&gamma),
+                    &values(&beta),
                     &values(&stats),
                     epsilon,
                 );
@@ -309,7 +308,8 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
-                let (gamma_p, stats_p) = (gamma.primitive().clone(), stats.into_primitive());
+                let (gamma_p, beta_p) = (gamma.primitive().clone(), beta.primitive().clone());
+                let stats_p = stats.into_primitive();
                 let out = Flex::batch_norm_relu(
                     x.into_primitive(),
                     gamma.into_primitive(),
@@ -317,7 +317,7 @@ impl<C: CheckpointStrategy> NormReluBackend for Autodiff<Flex, C> {
                     stats_p.clone(),
                     epsilon,
                 );
-                prep.finish((x_state, gamma_p, stats_p, out.clone(), epsilon), out)
+                prep.finish((x_state, gamma_p, beta_p, stats_p, epsilon), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::batch_norm_relu(
                 x.into_primitive(),

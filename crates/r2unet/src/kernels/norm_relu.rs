@@ -1,6 +1,6 @@
 //! Training-mode batch norm followed by ReLU, fused, on contiguous NCHW `f32`
 //! buffers: the statistics in one pass, the output in another, the backward in
-//! two. Burn composes the same from element-wise operations with two
+//! two (reading the input and the output's gradient, not the output). Burn composes the same from element-wise operations with two
 //! transposing copies each way (`ModuleOps::batch_norm_train`), which cost as
 //! much as the 3x3 convolution at the 16-channel level (BENCHMARKS.md).
 //!
@@ -74,34 +74,36 @@ pub fn forward(
 }
 
 /// Gradients of [`forward`] with respect to `x`, `gamma` and `beta`, given its
-/// input `x`, its output `y` (the ReLU's mask) and the output's gradient `dy`;
-/// `mean` and `var` depend on `x`, as in training-mode batch norm.
+/// input `x` and the output's gradient `dy`; `mean` and `var` depend on `x`,
+/// as in training-mode batch norm. Where the ReLU passed is recomputed from
+/// `x` exactly as [`forward`] decided it, which saves reading the output.
 ///
 /// # Panics
 ///
 /// If the lengths do not match the shapes.
 pub fn backward(
     x: &[f32],
-    y: &[f32],
     dy: &[f32],
     maps: Maps,
     gamma: &[f32],
+    beta: &[f32],
     stats: &[f32],
     eps: f64,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (c, hw) = (maps.channels, maps.height * maps.width);
-    assert!(x.len() == maps.len() && y.len() == x.len() && dy.len() == x.len());
+    assert!(x.len() == maps.len() && dy.len() == x.len());
     let inv_std: Vec<f64> = (0..c)
         .map(|ch| 1.0 / (stats[c + ch] as f64 + eps).sqrt())
         .collect();
+    let (scale, shift) = affine(gamma, beta, stats, eps);
     let mean = &stats[..c];
     // dz = dy where the ReLU passed; sums of dz and dz * xhat per channel.
     let sums = per_image_sums(maps, |b, ch| {
         let start = (b * c + ch) * hw;
-        let (xs, ys, gs) = (&x[start..][..hw], &y[start..][..hw], &dy[start..][..hw]);
-        let (m, s) = (mean[ch], inv_std[ch]);
+        let (xs, gs) = (&x[start..][..hw], &dy[start..][..hw]);
+        let (m, s, a, b) = (mean[ch], inv_std[ch], scale[ch], shift[ch]);
         let [sum_dz, sum_dz_xc] = sum_lanes(hw, |i| {
-            let dz = relu_grad(ys[i], gs[i]);
+            let dz = relu_grad(a * xs[i] + b, gs[i]);
             [dz, dz * (xs[i] - m)]
         });
         let sum_dz_xhat = sum_dz_xc * s;
@@ -123,17 +125,17 @@ pub fn backward(
         .collect();
     let dx = par_filled(x.len(), c * hw, |b, out| {
         let image = b * c * hw..(b + 1) * c * hw;
-        let (xi, yi, gi) = (&x[image.clone()], &y[image.clone()], &dy[image]);
+        let (xi, gi) = (&x[image.clone()], &dy[image]);
         for ch in 0..c {
             let [k, mean_dz, mean_dz_xhat, s] = coef[ch];
-            let m = mean[ch];
+            let (m, a, b) = (mean[ch], scale[ch], shift[ch]);
             let range = ch * hw..(ch + 1) * hw;
             let iter = out[range.clone()]
                 .iter_mut()
                 .zip(&xi[range.clone()])
-                .zip(yi[range.clone()].iter().zip(&gi[range]));
-            for ((o, &xv), (&yv, &g)) in iter {
-                let dz = relu_grad(yv, g);
+                .zip(&gi[range]);
+            for ((o, &xv), &g) in iter {
+                let dz = relu_grad(a * xv + b, g);
                 *o = k * (dz - mean_dz - (xv - m) * s * mean_dz_xhat);
             }
         }
@@ -141,10 +143,11 @@ pub fn backward(
     (dx, dgamma, dbeta)
 }
 
-/// `g` where the ReLU passed (`y > 0`), else zero.
+/// `g` where the ReLU passed (its input `z > 0`, as [`forward`] computes
+/// `z`), else zero.
 #[inline(always)]
-fn relu_grad(y: f32, g: f32) -> f32 {
-    if y > 0.0 { g } else { 0.0 }
+fn relu_grad(z: f32, g: f32) -> f32 {
+    if z > 0.0 { g } else { 0.0 }
 }
 
 /// Per channel `a = gamma / sqrt(var + eps)` and `b = beta - a * mean`.
@@ -272,8 +275,7 @@ mod tests {
         let w = values(MAPS.len(), 3);
         let (gamma, beta) = ([0.7f32, 1.3, -0.4, 1.0], [0.2f32, -0.1, 0.05, 0.0]);
         let s = channel_stats(&x, MAPS);
-        let y = forward(&x, MAPS, &gamma, &beta, &s, 1e-5);
-        let (dx, dgamma, dbeta) = backward(&x, &y, &w, MAPS, &gamma, &s, 1e-5);
+        let (dx, dgamma, dbeta) = backward(&x, &w, MAPS, &gamma, &beta, &s, 1e-5);
         let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
         let (x, gamma, beta) = (wide(&x), wide(&gamma), wide(&beta));
         let h = 1e-6;
