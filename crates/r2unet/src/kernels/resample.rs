@@ -40,8 +40,9 @@ pub fn max_pool2(input: &[f32], maps: Maps) -> Vec<f32> {
                 let src = &input[(job * planes + i) * h * w..][..h * w];
                 for (y, row) in dst.chunks_exact_mut(ow).enumerate() {
                     let (top, bottom) = (&src[2 * y * w..][..w], &src[(2 * y + 1) * w..][..w]);
-                    for (x, d) in row.iter_mut().enumerate() {
-                        *d = window(top, bottom, x).1;
+                    let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                    for (d, (t, b)) in row.iter_mut().zip(pairs) {
+                        *d = window(t, b);
                     }
                 }
             }
@@ -49,19 +50,29 @@ pub fn max_pool2(input: &[f32], maps: Maps) -> Vec<f32> {
     )
 }
 
-/// The first maximum of the 2x2 window at column `2x` of two rows, in the
-/// order PyTorch scans it (top left, top right, bottom left, bottom right;
-/// a later value wins only when greater, or NaN): its index and value.
+/// The maximum of a 2x2 window from its top and bottom pairs, scanned as
+/// PyTorch does (top left, top right, bottom left, bottom right; a later
+/// value wins when greater, or NaN).
 #[inline(always)]
-fn window(top: &[f32], bottom: &[f32], x: usize) -> (usize, f32) {
-    let values = [top[2 * x], top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]];
-    let mut best = (0, values[0]);
-    for (k, &v) in values.iter().enumerate().skip(1) {
-        if v > best.1 || (v.is_nan() && !best.1.is_nan()) {
-            best = (k, v);
-        }
+fn window(t: &[f32], b: &[f32]) -> f32 {
+    let mut best = t[0];
+    for v in [t[1], b[0], b[1]] {
+        best = if v > best || v.is_nan() { v } else { best };
     }
     best
+}
+
+/// Whether the top right, bottom left and bottom right values of the window
+/// won when [`window`] scanned them; the maximum is the last that won (the
+/// top left when none did).
+#[inline(always)]
+fn wins(t: &[f32], b: &[f32]) -> [bool; 3] {
+    let w1 = t[1] > t[0] || t[1].is_nan();
+    let best = if w1 { t[1] } else { t[0] };
+    let w2 = b[0] > best || b[0].is_nan();
+    let best = if w2 { b[0] } else { best };
+    let w3 = b[1] > best || b[1].is_nan();
+    [w1, w2, w3]
 }
 
 /// The gradient of [`max_pool2`] with respect to its input, from the input
@@ -91,8 +102,15 @@ pub fn max_pool2_grad(input: &[f32], maps: Maps, grad_out: &[f32]) -> Vec<f32> {
             let grad = &grad_out[plane * oh * ow..][..oh * ow];
             for (y, g_row) in grad.chunks_exact(ow).enumerate() {
                 let (top, bottom) = (&src[2 * y * w..][..w], &src[(2 * y + 1) * w..][..w]);
-                for (x, &g) in g_row.iter().enumerate() {
-                    let (k, _) = window(top, bottom, x);
+                let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                for (x, (&g, (t, b))) in g_row.iter().zip(pairs).enumerate() {
+                    // The last of the window's values that won, or the first.
+                    let k = match wins(t, b) {
+                        [_, _, true] => 3,
+                        [_, true, false] => 2,
+                        [true, false, false] => 1,
+                        _ => 0,
+                    };
                     dst[(2 * y + k / 2) * w + 2 * x + k % 2] = g;
                 }
             }
@@ -157,7 +175,7 @@ mod tests {
     use crate::kernels::conv::reference::{maps, values};
 
     #[test]
-    fn pooling_takes_the_first_maximum_of_each_window() {
+    fn pooling_takes_the_first_maximum_of_each_window_or_its_nan() {
         // Two planes of 3x5 (odd: the last row and column are dropped).
         let m = maps(1, 2, 3, 5);
         let x = [
