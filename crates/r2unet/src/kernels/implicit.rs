@@ -142,39 +142,25 @@ pub fn forward(
     if maps.batch * image_len == 0 {
         return Vec::new();
     }
-    // The weight in blocks of FR output channels: packed[(i * k + kk) * FR + r].
-    let blocks = out_channels.div_ceil(FR);
-    let mut packed = vec![0.0f32; blocks * k * FR];
-    for (o, filters) in weight.chunks_exact(k).enumerate() {
-        for (kk, &v) in filters.iter().enumerate() {
-            packed[((o / FR) * k + kk) * FR + o % FR] = v;
-        }
-    }
-    let job = Forward {
-        input,
-        kernel,
-        packed: &packed,
-        bias,
-        maps,
-        out_channels,
-    };
-    let ranges = row_ranges(maps.batch, h);
-    if ranges.len() == maps.batch {
-        return par_filled(maps.batch * image_len, image_len, |b, dst| {
-            job.run(b, 0, h, dst)
+    let job = Forward::new(input, maps, weight, out_channels, bias, kernel);
+    let jobs = jobs(maps, kernel / 2, FORWARD_POSITIONS);
+    if let Some(group) = whole_images(&jobs, h) {
+        return par_filled(maps.batch * image_len, group * image_len, |j, dst| {
+            job.run(&jobs[j], dst)
         });
     }
     // Fewer images than threads: each image in bands of rows, stitched.
-    let parts: Vec<Vec<f32>> = ranges
+    let parts: Vec<Vec<f32>> = jobs
         .par_iter()
-        .map(|&(b, y0, y1)| {
-            let mut part = vec![0.0f32; out_channels * (y1 - y0) * w];
-            job.run(b, y0, y1, &mut part);
+        .map(|j| {
+            let mut part = vec![0.0f32; out_channels * (j.rows.1 - j.rows.0) * w];
+            job.run(j, &mut part);
             part
         })
         .collect();
     let mut out = vec![0.0f32; maps.batch * image_len];
-    for (&(b, y0, y1), part) in ranges.iter().zip(&parts) {
+    for (j, part) in jobs.iter().zip(&parts) {
+        let ((y0, y1), b) = (j.rows, j.images.start);
         let len = (y1 - y0) * w;
         for o in 0..out_channels {
             out[b * image_len + o * h * w + y0 * w..][..len]
@@ -184,37 +170,79 @@ pub fn forward(
     out
 }
 
+/// Padded positions per forward job: one image each. Groups of small images
+/// would waste fewer of a tile's [`FN`] lanes past an image's end, but
+/// their band leaves the first-level cache: with about 1024 positions per
+/// job the forward pass was 10% (24x24) to 40% (6x6) slower
+/// (`examples/conv_passes.rs`).
+const FORWARD_POSITIONS: usize = 1;
+
+/// The forward pass's work: the padded input is read through the taps'
+/// offsets, the weight packed in blocks of [`FR`] output channels.
 struct Forward<'a> {
     input: &'a [f32],
     kernel: usize,
-    packed: &'a [f32],
+    /// `packed[(i * k + kk) * FR + r]`: weight of output channel
+    /// `i * FR + r` at tap `kk`, zero past the last channel.
+    packed: Vec<f32>,
     bias: Option<&'a [f32]>,
     maps: Maps,
     out_channels: usize,
 }
 
-impl Forward<'_> {
-    /// Rows `y0..y1` of image `b` into `dst[o * (y1 - y0) * W + (y - y0) * W + x]`.
-    fn run(&self, b: usize, y0: usize, y1: usize, dst: &mut [f32]) {
-        let job = Job {
-            images: b..b + 1,
-            rows: (y0, y1),
-        };
-        let band = Band::new(self.input, self.maps, &job, self.kernel / 2);
+impl<'a> Forward<'a> {
+    fn new(
+        input: &'a [f32],
+        maps: Maps,
+        weight: &[f32],
+        out_channels: usize,
+        bias: Option<&'a [f32]>,
+        kernel: usize,
+    ) -> Self {
+        let k = kernel * kernel * maps.channels;
+        let mut packed = vec![0.0f32; out_channels.div_ceil(FR) * k * FR];
+        for (o, filters) in weight.chunks_exact(k).enumerate() {
+            for (kk, &v) in filters.iter().enumerate() {
+                packed[((o / FR) * k + kk) * FR + o % FR] = v;
+            }
+        }
+        Self {
+            input,
+            kernel,
+            packed,
+            bias,
+            maps,
+            out_channels,
+        }
+    }
+
+    /// The job's output into `dst[((i * out_channels + o) * R + row) * W + x]`
+    /// for its image `i`, output channel `o` and row `row` of its `R` rows.
+    fn run(&self, job: &Job, dst: &mut [f32]) {
+        let band = Band::new(self.input, self.maps, job, self.kernel / 2);
+        self.run_on(&band, job, dst);
+    }
+
+    /// [`Forward::run`] on the job's band, already padded.
+    fn run_on(&self, band: &Band, job: &Job, dst: &mut [f32]) {
         let taps = band.taps(self.maps.channels, self.kernel);
-        let (w, pw) = (self.maps.width, band.pw);
-        let (k, rows) = (taps.len(), y1 - y0);
-        let end = rows * pw;
+        let (w, pw, k) = (self.maps.width, band.pw, taps.len());
+        let rows = job.rows.1 - job.rows.0;
+        let plane = rows * w;
+        let end = band.position(job.images.len() - 1, rows - 1, w - 1) + 1;
         let mut segments = Vec::with_capacity(FN);
         for p0 in (0..end).step_by(FN) {
-            // Runs of lanes inside the image: (first lane, length, pixel).
+            // Runs of lanes on output pixels: (first lane, length, index in
+            // dst for output channel 0).
             segments.clear();
             let mut lane = 0;
             while lane < FN && p0 + lane < end {
-                let (y, x) = ((p0 + lane) / pw, (p0 + lane) % pw);
+                let (r, x) = ((p0 + lane) / pw, (p0 + lane) % pw);
+                let (i, row) = (r / band.block, r % band.block);
                 let run = (FN - lane).min(pw - x).min(end - p0 - lane);
-                if x < w {
-                    segments.push((lane, run.min(w - x), y * w + x));
+                if x < w && row < rows {
+                    let at = i * self.out_channels * plane + row * w + x;
+                    segments.push((lane, run.min(w - x), at));
                 }
                 lane += run;
             }
@@ -227,9 +255,9 @@ impl Forward<'_> {
                 {
                     let o = i * FR + r;
                     let bias = self.bias.map_or(0.0, |b| b[o]);
-                    let plane = &mut dst[o * rows * w..][..rows * w];
                     for &(lane, len, at) in &segments {
-                        for (d, &v) in plane[at..at + len].iter_mut().zip(&row[lane..lane + len]) {
+                        let d = &mut dst[at + o * plane..][..len];
+                        for (d, &v) in d.iter_mut().zip(&row[lane..lane + len]) {
                             *d = v + bias;
                         }
                     }
@@ -272,7 +300,7 @@ pub fn weight_grad(
         return vec![0.0; len];
     }
     let margin = kernel / 2;
-    grad_jobs(maps, margin)
+    jobs(maps, margin, GRAD_POSITIONS)
         .into_par_iter()
         .fold(
             || vec![0.0f32; len],
@@ -325,11 +353,11 @@ pub fn weight_grad(
 /// its lanes, and the band and gradient rows still fit the core's cache.
 const GRAD_POSITIONS: usize = 1536;
 
-/// The weight gradient's jobs: bands of rows of each image when the images
-/// are fewer than two per thread ([`row_ranges`]), else groups of whole
-/// images with about [`GRAD_POSITIONS`] padded positions, at least two
-/// groups per thread.
-fn grad_jobs(maps: Maps, margin: usize) -> Vec<Job> {
+/// The units of work: bands of rows of each image when the images are
+/// fewer than two per thread ([`row_ranges`]), else groups of whole images
+/// with about `positions` padded positions (at least one image, and at
+/// least two groups per thread).
+fn jobs(maps: Maps, margin: usize, positions: usize) -> Vec<Job> {
     let ranges = row_ranges(maps.batch, maps.height);
     if ranges.len() > maps.batch {
         return ranges
@@ -342,7 +370,7 @@ fn grad_jobs(maps: Maps, margin: usize) -> Vec<Job> {
     }
     let per_image = (maps.height + 2 * margin) * (maps.width + 2 * margin);
     let most = (maps.batch / (2 * rayon::current_num_threads())).max(1);
-    let group = GRAD_POSITIONS.div_ceil(per_image).clamp(1, most);
+    let group = positions.div_ceil(per_image).clamp(1, most);
     (0..maps.batch)
         .step_by(group)
         .map(|b0| Job {
@@ -350,6 +378,14 @@ fn grad_jobs(maps: Maps, margin: usize) -> Vec<Job> {
             rows: (0, maps.height),
         })
         .collect()
+}
+
+/// The images per job when every job is a group of whole images (all of
+/// the same size but the last), as [`jobs`] makes them.
+fn whole_images(jobs: &[Job], height: usize) -> Option<usize> {
+    let first = jobs.first()?;
+    let whole = jobs.iter().all(|j| j.rows == (0, height));
+    whole.then(|| first.images.len())
 }
 
 #[cfg(test)]
