@@ -60,19 +60,26 @@ impl Band {
         let (y0, y1) = job.rows;
         let (pw, block) = (w + 2 * margin, y1 - y0 + 2 * margin);
         let plane = job.images.len() * block * pw;
-        let mut data = vec![0.0f32; c * plane + FN + 2 * pw + 8];
-        for (i, b) in job.images.clone().enumerate() {
-            let image = &input[b * c * h * w..][..c * h * w];
-            for (ch, plane_in) in image.chunks_exact(h * w).enumerate() {
-                let padded = &mut data[ch * plane + i * block * pw..][..block * pw];
+        // Written in order, each value once (zeroing all first then copying
+        // was a second pass).
+        let mut data = Vec::with_capacity(c * plane + FN + 2 * pw + 8);
+        for ch in 0..c {
+            for b in job.images.clone() {
+                let plane_in = &input[(b * c + ch) * h * w..][..h * w];
                 for r in 0..block {
                     // Image row y0 + r - margin, when inside the image.
-                    if let Some(y) = (y0 + r).checked_sub(margin).filter(|&y| y < h) {
-                        padded[r * pw + margin..][..w].copy_from_slice(&plane_in[y * w..][..w]);
+                    match (y0 + r).checked_sub(margin).filter(|&y| y < h) {
+                        Some(y) => {
+                            data.extend(std::iter::repeat_n(0.0, margin));
+                            data.extend_from_slice(&plane_in[y * w..][..w]);
+                            data.extend(std::iter::repeat_n(0.0, margin));
+                        }
+                        None => data.extend(std::iter::repeat_n(0.0, pw)),
                     }
                 }
             }
         }
+        data.resize(data.capacity(), 0.0);
         Self {
             data,
             pw,
