@@ -13,7 +13,7 @@
 //! them (checked once at run time, so the default build stays portable): on
 //! the development machine (AMD Zen 5) a 512-bit multiply-add does twice the
 //! work of a 256-bit one at the same rate (`examples/fma_peak.rs`). Without
-//! AVX-512 the same tiles run as 4-row blocks of 256-bit AVX2 registers;
+//! AVX-512 the same tiles run in smaller blocks on 256-bit AVX2 registers;
 //! elsewhere as plain loops that the compiler vectorises.
 
 /// Rows of [`tile`] (output channels in the Winograd products).
@@ -38,9 +38,10 @@ pub fn tile(kc: usize, a: &[f32], b: &[f32]) -> Tile {
     let (a, b) = (&a[..kc * MR], &b[..kc * NR]);
     let mut out = [[0.0f32; NR]; MR];
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    // SAFETY (both closures): k < kc and r < MR, within the slices' lengths.
-    let at = |k: usize, r: usize| unsafe { pa.add(k * MR + r) };
-    let bt = |k: usize| unsafe { pb.add(k * NR) };
+    // Pointers only (wrapping: computing one is safe); `run` reads them for
+    // k < kc and r < MR, inside the slices.
+    let at = |k: usize, r: usize| pa.wrapping_add(k * MR + r);
+    let bt = |k: usize| pb.wrapping_add(k * NR);
     // SAFETY: every pointer the closures give for k < kc lies inside the
     // slices (sliced above), and `out` holds MR rows of NR.
     unsafe { run::<MR, NR>(kc, at, bt, &mut out) };
@@ -64,10 +65,10 @@ pub fn tile_offsets(a: &[f32], b: &[f32], offsets: &[usize]) -> [[f32; FN]; FR] 
     assert!(last <= b.len(), "window past the end of b");
     let pb = b.as_ptr();
     let mut out = [[0.0f32; FN]; FR];
-    // SAFETY (both closures): k < kc; a was sliced to kc * FR and every
-    // window offsets[k]..offsets[k] + FN was checked against b.
-    let at = |k: usize, r: usize| unsafe { pa.add(k * FR + r) };
-    let bt = |k: usize| unsafe { pb.add(*offsets.get_unchecked(k)) };
+    // Pointers only; `run` reads them for k < kc: a was sliced to kc * FR
+    // and every window offsets[k]..offsets[k] + FN was checked against b.
+    let at = |k: usize, r: usize| pa.wrapping_add(k * FR + r);
+    let bt = |k: usize| pb.wrapping_add(offsets[k]);
     // SAFETY: as above; `out` holds FR rows of FN.
     unsafe { run::<FR, FN>(kc, at, bt, &mut out) };
     out
@@ -90,10 +91,16 @@ pub const DS: usize = 4;
 pub fn tile_dot(n: usize, a: [&[f32]; DR], b: [&[f32]; DS]) -> [[f32; DS]; DR] {
     let (a, b) = (a.map(|r| &r[..n]), b.map(|r| &r[..n]));
     #[cfg(target_arch = "x86_64")]
-    if x86::has_avx512() {
-        // SAFETY: AVX-512 F is present (checked above); every row holds n
-        // values (sliced above).
-        return unsafe { x86::dot_avx512(n, a, b) };
+    {
+        if x86::has_avx512() {
+            // SAFETY: AVX-512 F is present (checked above); every row holds
+            // n values (sliced above).
+            return unsafe { x86::dot_avx512(n, a, b) };
+        }
+        if x86::has_avx2_fma() {
+            // SAFETY: AVX2 and FMA are present (checked above).
+            return unsafe { x86::dot_avx2(n, a, b) };
+        }
     }
     dot_portable(n, a, b)
 }
@@ -278,6 +285,49 @@ mod x86 {
         c.map(|row| row.map(|v| _mm512_reduce_add_ps(v)))
     }
 
+    /// [`super::tile_dot`] on 8-lane registers, two rows of `a` at a time
+    /// (eight accumulators: twenty-four would not fit AVX2's 16 registers);
+    /// the last positions one by one.
+    ///
+    /// # Safety
+    ///
+    /// AVX2 and FMA must be present and every row must hold `n` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_avx2(
+        n: usize,
+        a: [&[f32]; super::DR],
+        b: [&[f32]; super::DS],
+    ) -> [[f32; super::DS]; super::DR] {
+        use super::{DR, DS};
+        let whole = n / 8 * 8;
+        let mut out = [[0.0f32; DS]; DR];
+        for r0 in (0..DR).step_by(2) {
+            let mut c = [[_mm256_setzero_ps(); DS]; 2];
+            for q in (0..whole).step_by(8) {
+                // SAFETY: q + 8 <= whole <= n, the rows' length.
+                unsafe {
+                    let av = [0, 1].map(|i| _mm256_loadu_ps(a[r0 + i].as_ptr().add(q)));
+                    for (s, row) in b.iter().enumerate() {
+                        let bv = _mm256_loadu_ps(row.as_ptr().add(q));
+                        for (cr, &ar) in c.iter_mut().zip(&av) {
+                            cr[s] = _mm256_fmadd_ps(ar, bv, cr[s]);
+                        }
+                    }
+                }
+            }
+            for (i, cr) in c.iter().enumerate() {
+                for (s, v) in cr.iter().enumerate() {
+                    let mut lanes = [0.0f32; 8];
+                    // SAFETY: `lanes` holds 8 floats.
+                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
+                    let tail: f32 = (whole..n).map(|q| a[r0 + i][q] * b[s][q]).sum();
+                    out[r0 + i][s] = lanes.iter().sum::<f32>() + tail;
+                }
+            }
+        }
+        out
+    }
+
     /// The tile in blocks of four rows by at most 24 columns (twelve 256-bit
     /// accumulators: more would not fit AVX2's 16 registers).
     ///
@@ -391,11 +441,11 @@ mod tests {
         let (a, b) = (ints(kc * MR, 7, 13), ints(kc * NR, 5, 11));
         let got = tile(kc, &a, &b);
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        // SAFETY: k < kc and r < MR index inside a and b.
+        // k < kc and r < MR index inside a and b.
         check(
             kc,
-            |k, r| unsafe { pa.add(k * MR + r) },
-            |k| unsafe { pb.add(k * NR) },
+            |k, r| pa.wrapping_add(k * MR + r),
+            |k| pb.wrapping_add(k * NR),
             got,
         );
     }
@@ -414,6 +464,11 @@ mod tests {
                 }
             }
             assert_eq!(dot_portable(n, a, b), got, "n {n}");
+            #[cfg(target_arch = "x86_64")]
+            if x86::has_avx2_fma() {
+                // SAFETY: AVX2 and FMA are present; every row holds n values.
+                assert_eq!(unsafe { x86::dot_avx2(n, a, b) }, got, "AVX2 n {n}");
+            }
         }
     }
 
@@ -424,11 +479,11 @@ mod tests {
         let b = ints(30 + FN, 5, 11);
         let got = tile_offsets(&a, &b, &offsets);
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        // SAFETY: every window lies inside b.
+        // Every window lies inside b.
         check(
             offsets.len(),
-            |k, r| unsafe { pa.add(k * FR + r) },
-            |k| unsafe { pb.add(offsets[k]) },
+            |k, r| pa.wrapping_add(k * FR + r),
+            |k| pb.wrapping_add(offsets[k]),
             got,
         );
     }

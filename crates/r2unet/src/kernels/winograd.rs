@@ -8,7 +8,7 @@
 //! as 4x4) and `M[ξ] = U[ξ] V[ξ]` summed over input channels (16 matrix
 //! products, one per position ξ of the 4x4), the output block is `Aᵀ M A`.
 //! Tiles of the whole batch are taken in strips of [`NR`] so that the
-//! products run on the 6x16 register tile ([`tile`]), and a
+//! products run on the 8x32 register tile ([`tile`]), and a
 //! strip's transformed input (16 x C x 16 values) stays in cache.
 
 // The transforms run lane by lane over a strip's tiles, indexing several
