@@ -328,13 +328,16 @@ pub fn weight_grad(
                         }
                     }
                 }
-                for t0 in (0..k).step_by(DR) {
+                // Output channels outside: their gradient rows stay in the
+                // first-level cache across the taps (64 channels: 1.28 ->
+                // 1.23-1.25 ms per pass, examples/conv_passes.rs).
+                for o0 in (0..out_channels).step_by(DS) {
                     // Past the last tap or channel, repeat it; its sums are dropped.
-                    let a: [&[f32]; DR] =
-                        std::array::from_fn(|r| &band.data[taps[(t0 + r).min(k - 1)]..][..n]);
-                    for o0 in (0..out_channels).step_by(DS) {
-                        let b: [&[f32]; DS] =
-                            std::array::from_fn(|s| &gp[(o0 + s).min(out_channels - 1) * n..][..n]);
+                    let b: [&[f32]; DS] =
+                        std::array::from_fn(|s| &gp[(o0 + s).min(out_channels - 1) * n..][..n]);
+                    for t0 in (0..k).step_by(DR) {
+                        let a: [&[f32]; DR] =
+                            std::array::from_fn(|r| &band.data[taps[(t0 + r).min(k - 1)]..][..n]);
                         let sums = tile_dot(n, a, b);
                         for (r, row) in sums.iter().enumerate().take(k - t0) {
                             for (s, &v) in row.iter().enumerate().take(out_channels - o0) {
