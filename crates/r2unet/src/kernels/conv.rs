@@ -5,7 +5,7 @@
 //! Two implementations stand behind them, chosen by the input channels:
 //! Winograd's F(2x2, 3x3) ([`winograd`]) from [`WINOGRAD_FORWARD_FROM`]
 //! (forward and input gradient) and [`WINOGRAD_WEIGHT_GRAD_FROM`] channels,
-//! and below them the implicit matrix product on a zero-padded copy
+//! and below them the implicit matrix product on zero-padded bands of rows
 //! ([`implicit`]), which reads the register tile's operands where they lie
 //! instead of building `im2col` panels (Burn's generic path builds the
 //! `im2col` matrix, then `gemm` packs it again, and converts layouts around
