@@ -273,6 +273,41 @@ pub(crate) mod reference {
         }
         dw
     }
+
+    /// A 3x3 forward pass (`forward(input, maps, weight, out_channels,
+    /// bias)`) against [`forward`] on each `(batch, C, H, W, out_channels)`.
+    pub fn check_forward(
+        shapes: &[(usize, usize, usize, usize, usize)],
+        pass: impl Fn(&[f32], Maps, &[f32], usize, Option<&[f32]>) -> Vec<f32>,
+    ) {
+        for &(batch, channels, height, width, o) in shapes {
+            let m = maps(batch, channels, height, width);
+            let (x, wt, b) = (
+                values(m.len(), 1),
+                values(o * channels * 9, 2),
+                values(o, 3),
+            );
+            let want = forward(&x, m, &wt, o, &b);
+            let d = max_diff(&pass(&x, m, &wt, o, Some(&b)), &want);
+            assert!(d < 1e-4, "{m:?} -> {o}: {d}");
+        }
+    }
+
+    /// A 3x3 weight gradient (`weight_grad(input, maps, grad_out,
+    /// out_channels)`) against [`weight_grad`], relative to the largest value.
+    pub fn check_weight_grad(
+        shapes: &[(usize, usize, usize, usize, usize)],
+        pass: impl Fn(&[f32], Maps, &[f32], usize) -> Vec<f32>,
+    ) {
+        for &(batch, channels, height, width, o) in shapes {
+            let m = maps(batch, channels, height, width);
+            let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
+            let want = weight_grad(&x, m, &g, o);
+            let d = max_diff(&pass(&x, m, &g, o), &want);
+            let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+            assert!(d < 1e-5 * scale, "{m:?} -> {o}: {d} (scale {scale})");
+        }
+    }
 }
 
 #[cfg(test)]

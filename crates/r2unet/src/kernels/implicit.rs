@@ -401,7 +401,9 @@ fn whole_images(jobs: &[Job], height: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::conv::reference::{maps, max_diff, values};
+    use crate::kernels::conv::reference::{
+        check_forward, check_weight_grad, maps, max_diff, values,
+    };
 
     /// Shapes with widths below and above a tile's lanes, one row, one
     /// column, channel counts off the tiles' rows and columns, batches
@@ -421,31 +423,12 @@ mod tests {
 
     #[test]
     fn forward_matches_the_definition() {
-        for (batch, channels, height, width, o) in SHAPES {
-            let m = maps(batch, channels, height, width);
-            let (x, wt, b) = (
-                values(m.len(), 1),
-                values(o * channels * 9, 2),
-                values(o, 3),
-            );
-            let want = super::super::conv::reference::forward(&x, m, &wt, o, &b);
-            let got = forward(&x, m, &wt, o, Some(&b), 3);
-            let d = max_diff(&got, &want);
-            assert!(d < 1e-4, "{m:?} -> {o}: {d}");
-        }
+        check_forward(&SHAPES, |x, m, wt, o, b| forward(x, m, wt, o, b, 3));
     }
 
     #[test]
     fn weight_gradient_matches_the_definition() {
-        for (batch, channels, height, width, o) in SHAPES {
-            let m = maps(batch, channels, height, width);
-            let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
-            let want = super::super::conv::reference::weight_grad(&x, m, &g, o);
-            let got = weight_grad(&x, m, &g, o, 3);
-            let d = max_diff(&got, &want);
-            let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
-            assert!(d < 1e-5 * scale, "{m:?} -> {o}: {d} (scale {scale})");
-        }
+        check_weight_grad(&SHAPES, |x, m, g, o| weight_grad(x, m, g, o, 3));
     }
 
     /// The 1x1 convolution: `out[b, o, p] = bias[o] + sum over c of w[o, c] * x[b, c, p]`,

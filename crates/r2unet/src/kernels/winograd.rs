@@ -487,50 +487,37 @@ fn inverse(m: &[f32]) -> [[f32; NR]; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::conv::reference::{maps, max_diff, values};
+    use crate::kernels::conv::reference::{check_forward, check_weight_grad};
 
     /// Against the definition,
     /// on odd and even sides, partial strips, and channel counts off the tile.
     #[test]
     fn winograd_matches_the_definition() {
-        for (batch, channels, height, width, o) in [
-            (3, 5, 7, 9, 7),
-            (1, 33, 13, 35, 13),
-            (2, 1, 4, 3, 16),
-            (5, 40, 6, 6, 6),
-            (2, 16, 48, 48, 17),
-        ] {
-            let m = maps(batch, channels, height, width);
-            let (x, wt, b) = (
-                values(m.len(), 1),
-                values(o * channels * 9, 2),
-                values(o, 3),
-            );
-            let want = super::super::conv::reference::forward(&x, m, &wt, o, &b);
-            let got = forward(&x, m, &wt, o, Some(&b));
-            let d = max_diff(&got, &want);
-            assert!(d < 1e-4, "{m:?} -> {o}: {d}");
-        }
+        check_forward(
+            &[
+                (3, 5, 7, 9, 7),
+                (1, 33, 13, 35, 13),
+                (2, 1, 4, 3, 16),
+                (5, 40, 6, 6, 6),
+                (2, 16, 48, 48, 17),
+            ],
+            forward,
+        );
     }
 
     /// Against the definition, on odd and even sides, chunks
     /// with a partial last one, and channel counts off both tile sides.
     #[test]
     fn winograd_weight_gradient_matches_the_definition() {
-        for (batch, channels, height, width, o) in [
-            (3, 5, 7, 9, 7),
-            (1, 33, 13, 35, 13),
-            (2, 1, 4, 3, 16),
-            (5, 40, 6, 6, 6),
-            (4, 17, 11, 10, 20),
-        ] {
-            let m = maps(batch, channels, height, width);
-            let (x, g) = (values(m.len(), 4), values(batch * o * height * width, 5));
-            let want = super::super::conv::reference::weight_grad(&x, m, &g, o);
-            let got = weight_grad(&x, m, &g, o);
-            let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
-            let d = max_diff(&got, &want);
-            assert!(d < 1e-5 * scale, "{m:?} -> {o}: {d} (scale {scale})");
-        }
+        check_weight_grad(
+            &[
+                (3, 5, 7, 9, 7),
+                (1, 33, 13, 35, 13),
+                (2, 1, 4, 3, 16),
+                (5, 40, 6, 6, 6),
+                (4, 17, 11, 10, 20),
+            ],
+            weight_grad,
+        );
     }
 }
