@@ -120,7 +120,7 @@ fn bias_grad(grad_out: &[f32], batch: usize, out_channels: usize) -> Vec<f32> {
             (0..batch)
                 .map(|b| {
                     let plane = &grad_out[(b * out_channels + o) * pixels..][..pixels];
-                    sum_lanes(pixels, |i| [plane[i]])[0]
+                    sum_lanes([plane], |[v]| [v])[0]
                 })
                 .sum::<f64>() as f32
         })

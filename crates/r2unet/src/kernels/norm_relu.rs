@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use wide::f32x8;
+
 use super::{Maps, par_filled, sum_lanes};
 
 /// Per-channel mean and biased variance of `x` over the batch and the pixels,
@@ -26,10 +28,10 @@ pub fn channel_stats(x: &[f32], maps: Maps) -> Vec<f32> {
         // of the mean (var = E[x²] - mean² cancels what the mean carries);
         // then Σx and Σx² in f64.
         let k = plane.first().map_or(0.0, |&v| v as f64);
-        let kf = k as f32;
-        let [d, q] = sum_lanes(hw, |i| {
-            let v = plane[i] - kf;
-            [v, v * v]
+        let kf = f32x8::splat(k as f32);
+        let [d, q] = sum_lanes([plane], |[x]| {
+            let d = x - kf;
+            [d, d * d]
         });
         let n = hw as f64;
         (d + n * k, q + 2.0 * k * d + n * k * k)
@@ -101,10 +103,13 @@ pub fn backward(
     let sums = per_image_sums(maps, |b, ch| {
         let start = (b * c + ch) * hw;
         let (xs, gs) = (&x[start..][..hw], &dy[start..][..hw]);
-        let (m, s, a, b) = (mean[ch], inv_std[ch], scale[ch], shift[ch]);
-        let [sum_dz, sum_dz_xc] = sum_lanes(hw, |i| {
-            let dz = relu_grad(a * xs[i] + b, gs[i]);
-            [dz, dz * (xs[i] - m)]
+        let (s, [m, a, b]) = (
+            inv_std[ch],
+            [mean[ch], scale[ch], shift[ch]].map(f32x8::splat),
+        );
+        let [sum_dz, sum_dz_xc] = sum_lanes([xs, gs], |[x, g]| {
+            let dz = (a * x + b).simd_gt(f32x8::ZERO) & g;
+            [dz, dz * (x - m)]
         });
         let sum_dz_xhat = sum_dz_xc * s;
         (sum_dz, sum_dz_xhat)
