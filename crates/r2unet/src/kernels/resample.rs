@@ -75,6 +75,14 @@ fn wins(t: &[f32], b: &[f32]) -> [bool; 3] {
     [w1, w2, w3]
 }
 
+/// The window's position [`max_pool2`] took: the last of its values that
+/// won ([`wins`]), or the first; `0..4` row by row.
+#[inline(always)]
+fn winner(t: &[f32], b: &[f32]) -> u8 {
+    let [w1, w2, w3] = wins(t, b).map(u8::from);
+    (3 * w3).max(2 * w2).max(w1)
+}
+
 /// The gradient of [`max_pool2`] with respect to its input, from the input
 /// and the output's gradient (`[batch, C, H / 2, W / 2]`): each output's
 /// gradient goes to the position [`max_pool2`] took, zero elsewhere.
@@ -96,21 +104,22 @@ pub fn max_pool2_grad(input: &[f32], maps: Maps, grad_out: &[f32]) -> Vec<f32> {
     }
     let planes = planes_per_job(h * w);
     par_filled(maps.len(), planes * h * w, |job, out| {
+        let mut winners = Vec::with_capacity(ow);
         for (i, dst) in out.chunks_exact_mut(h * w).enumerate() {
             let plane = job * planes + i;
             let src = &input[plane * h * w..][..h * w];
             let grad = &grad_out[plane * oh * ow..][..oh * ow];
             for (y, g_row) in grad.chunks_exact(ow).enumerate() {
                 let (top, bottom) = (&src[2 * y * w..][..w], &src[(2 * y + 1) * w..][..w]);
+                // The row's winners first, in a loop of its own, which
+                // vectorises; then each gradient to its winner. (One loop
+                // compiled to branches on which value won, mispredicted on
+                // most windows: 1.4 ms at 16 x 48 x 48 x 32.)
+                winners.clear();
                 let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-                for (x, (&g, (t, b))) in g_row.iter().zip(pairs).enumerate() {
-                    // The last of the window's values that won, or the first.
-                    let k = match wins(t, b) {
-                        [_, _, true] => 3,
-                        [_, true, false] => 2,
-                        [true, false, false] => 1,
-                        _ => 0,
-                    };
+                winners.extend(pairs.map(|(t, b)| winner(t, b)));
+                for (x, (&g, &k)) in g_row.iter().zip(&winners).enumerate() {
+                    let k = usize::from(k);
                     dst[(2 * y + k / 2) * w + 2 * x + k % 2] = g;
                 }
             }
