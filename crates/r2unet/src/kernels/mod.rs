@@ -148,12 +148,43 @@ pub(crate) fn sum_lanes<const S: usize, const K: usize>(
     total
 }
 
+/// `out[i] = f(inputs[0][i], ..)` for every index, eight at a time
+/// (`wide::f32x8`), the last few through a zero-padded vector: the
+/// element-wise twin of [`sum_lanes`], for loops whose selects the compiler
+/// would otherwise turn into branches.
+///
+/// # Panics
+///
+/// If the inputs and `out` differ in length.
+#[inline(always)]
+pub(crate) fn map_lanes<const S: usize>(
+    out: &mut [f32],
+    inputs: [&[f32]; S],
+    f: impl Fn([f32x8; S]) -> f32x8,
+) {
+    let n = out.len();
+    assert!(inputs.iter().all(|s| s.len() == n), "equal lengths");
+    let whole = n - n % 8;
+    for (i, o) in out[..whole].chunks_exact_mut(8).enumerate() {
+        let v = f(inputs.map(|s| f32x8::new(s[8 * i..8 * i + 8].try_into().unwrap())));
+        o.copy_from_slice(&v.to_array());
+    }
+    if whole < n {
+        let lanes = inputs.map(|s| {
+            let mut l = [0.0f32; 8];
+            l[..n - whole].copy_from_slice(&s[whole..]);
+            f32x8::new(l)
+        });
+        out[whole..].copy_from_slice(&f(lanes).to_array()[..n - whole]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sum_lanes_adds_every_value_once_whatever_the_length() {
+    fn lanes_see_every_value_once_whatever_the_length() {
         for n in [0, 1, 7, 8, 9, 255, 256, 263, 1000] {
             let x: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 4.5).collect();
             let y: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.25).collect();
@@ -161,6 +192,10 @@ mod tests {
             let want_x: f64 = x.iter().map(|&v| v as f64).sum();
             let want_xy: f64 = x.iter().zip(&y).map(|(&a, &b)| (a * b) as f64).sum();
             assert_eq!((sx, sxy), (want_x, want_xy), "n = {n}");
+            let mut out = vec![f32::NAN; n];
+            map_lanes(&mut out, [&x, &y], |[x, y]| x * y + x);
+            let want: Vec<f32> = x.iter().zip(&y).map(|(&a, &b)| a * b + a).collect();
+            assert_eq!(out, want, "n = {n}");
         }
     }
 }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use wide::f32x8;
 
-use super::{Maps, par_filled, sum_lanes};
+use super::{Maps, map_lanes, par_filled, sum_lanes};
 
 /// Per-channel mean and biased variance of `x` over the batch and the pixels,
 /// as `[mean_0..mean_C, var_0..var_C]`.
@@ -108,7 +108,7 @@ pub fn backward(
             [mean[ch], scale[ch], shift[ch]].map(f32x8::splat),
         );
         let [sum_dz, sum_dz_xc] = sum_lanes([xs, gs], |[x, g]| {
-            let dz = (a * x + b).simd_gt(f32x8::ZERO) & g;
+            let dz = relu_grad(a * x + b, g);
             [dz, dz * (x - m)]
         });
         let sum_dz_xhat = sum_dz_xc * s;
@@ -132,27 +132,28 @@ pub fn backward(
         let image = b * c * hw..(b + 1) * c * hw;
         let (xi, gi) = (&x[image.clone()], &dy[image]);
         for ch in 0..c {
-            let [k, mean_dz, mean_dz_xhat, s] = coef[ch];
-            let (m, a, b) = (mean[ch], scale[ch], shift[ch]);
+            let [k, mean_dz, mean_dz_xhat, s] = coef[ch].map(f32x8::splat);
+            let [m, a, b] = [mean[ch], scale[ch], shift[ch]].map(f32x8::splat);
             let range = ch * hw..(ch + 1) * hw;
-            let iter = out[range.clone()]
-                .iter_mut()
-                .zip(&xi[range.clone()])
-                .zip(&gi[range]);
-            for ((o, &xv), &g) in iter {
-                let dz = relu_grad(a * xv + b, g);
-                *o = k * (dz - mean_dz - (xv - m) * s * mean_dz_xhat);
-            }
+            map_lanes(
+                &mut out[range.clone()],
+                [&xi[range.clone()], &gi[range]],
+                |[x, g]| {
+                    let dz = relu_grad(a * x + b, g);
+                    k * (dz - mean_dz - (x - m) * s * mean_dz_xhat)
+                },
+            );
         }
     });
     (dx, dgamma, dbeta)
 }
 
 /// `g` where the ReLU passed (its input `z > 0`, as [`forward`] computes
-/// `z`), else zero.
+/// `z`), else zero, eight lanes at a time through a mask (scalar selects
+/// compiled to branches in the pooling gradient, `resample.rs`).
 #[inline(always)]
-fn relu_grad(z: f32, g: f32) -> f32 {
-    if z > 0.0 { g } else { 0.0 }
+fn relu_grad(z: f32x8, g: f32x8) -> f32x8 {
+    z.simd_gt(f32x8::ZERO) & g
 }
 
 /// Per channel `a = gamma / sqrt(var + eps)` and `b = beta - a * mean`.
