@@ -14,6 +14,7 @@
 
 use std::time::Instant;
 
+use r2unet::kernels::conv::Activation;
 use r2unet::kernels::{Maps, conv, implicit, winograd};
 
 fn main() {
@@ -43,6 +44,7 @@ fn main() {
                     &w,
                     c,
                     Some(&b),
+                    Activation::Identity,
                 )))
             });
             time(1, &|| {
@@ -53,6 +55,7 @@ fn main() {
                     c,
                     Some(&b),
                     3,
+                    Activation::Identity,
                 )))
             });
             time(2, &|| {

@@ -18,6 +18,7 @@ use burn::tensor::module::{batch_norm_train, conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Shape, Tensor, TensorData};
 
+use super::conv::Activation;
 use super::{Maps, conv, norm_relu, own_kernels_apply, resample};
 
 /// `conv2d(x, weight, bias)` with a `[cout, cin, 3, 3]` weight, stride 1 and
@@ -39,6 +40,28 @@ pub fn conv1x1(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
     conv_same(x, weight, bias, 1)
 }
 
+/// `relu(conv3x3(x, weight, bias))`, the ReLU applied as the convolution
+/// writes its output (on the CPU without autodiff; elsewhere composed).
+///
+/// # Shapes
+///
+/// - as [`conv3x3`]
+pub fn conv3x3_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    if own_kernels_apply(&x) && !x.device().is_autodiff() {
+        let [_, _, kh, kw] = weight.dims();
+        assert_eq!([kh, kw], [3, 3], "a 3x3 weight");
+        let out = <Dispatch as ConvBackend>::conv_same(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            Activation::Relu,
+        );
+        Tensor::from_dispatch(out)
+    } else {
+        relu(conv3x3(x, weight, bias))
+    }
+}
+
 /// A `kernel x kernel` convolution, stride 1, padding `kernel / 2`.
 fn conv_same(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, kernel: usize) -> Tensor<4> {
     let [_, _, kh, kw] = weight.dims();
@@ -48,6 +71,7 @@ fn conv_same(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, kernel: usize) ->
             x.into_dispatch(),
             weight.into_dispatch(),
             bias.into_dispatch(),
+            Activation::Identity,
         );
         Tensor::from_dispatch(out)
     } else {
@@ -61,11 +85,13 @@ fn conv_same(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, kernel: usize) ->
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvBackend: Backend {
     /// A stride-1 convolution with bias whose padding keeps the size: a
-    /// 3x3 weight with padding 1, or a 1x1 weight.
+    /// 3x3 weight with padding 1, or a 1x1 weight; then `act` (a ReLU: 3x3
+    /// only, and not differentiated).
     fn conv_same(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        act: Activation,
     ) -> FloatTensor<Self>;
 }
 
@@ -80,20 +106,26 @@ fn kernel_of(weight: &FlexTensor) -> usize {
 }
 
 impl ConvBackend for Flex {
-    fn conv_same(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+    fn conv_same(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        act: Activation,
+    ) -> FlexTensor {
         let maps = maps_of(&x);
-        let cout = weight.layout().shape()[0];
-        let forward = match kernel_of(&weight) {
-            3 => conv::forward,
-            _ => conv::pointwise_forward,
+        let (cout, kernel) = (weight.layout().shape()[0], kernel_of(&weight));
+        let (x, weight, bias) = (values(&x), values(&weight), values(&bias));
+        let out = match kernel {
+            3 => conv::forward(&x, maps, &weight, cout, Some(&bias), act),
+            _ => {
+                assert_eq!(
+                    act,
+                    Activation::Identity,
+                    "1x1 convolutions without activation"
+                );
+                conv::pointwise_forward(&x, maps, &weight, cout, Some(&bias))
+            }
         };
-        let out = forward(
-            &values(&x),
-            maps,
-            &values(&weight),
-            cout,
-            Some(&values(&bias)),
-        );
         tensor(out, [maps.batch, cout, maps.height, maps.width])
     }
 }
@@ -103,7 +135,13 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        act: Activation,
     ) -> FloatTensor<Self> {
+        assert_eq!(
+            act,
+            Activation::Identity,
+            "a differentiated convolution alone"
+        );
         #[derive(Debug)]
         struct ConvGrad;
 
@@ -159,6 +197,7 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
+                    act,
                 );
                 prep.finish(state, out)
             }
@@ -166,6 +205,7 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
+                act,
             )),
         }
     }

@@ -21,6 +21,7 @@ use rayon::prelude::*;
 
 use std::ops::Range;
 
+use super::conv::Activation;
 use super::tile::{DR, DS, FN, FR, tile_dot, tile_offsets};
 use super::{Maps, par_filled};
 
@@ -136,6 +137,7 @@ pub fn forward(
     out_channels: usize,
     bias: Option<&[f32]>,
     kernel: usize,
+    act: Activation,
 ) -> Vec<f32> {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
     assert!(kernel % 2 == 1, "odd kernel sizes only");
@@ -149,7 +151,7 @@ pub fn forward(
     if maps.batch * image_len == 0 {
         return Vec::new();
     }
-    let job = Forward::new(input, maps, weight, out_channels, bias, kernel);
+    let job = Forward::new(input, maps, weight, out_channels, bias, kernel, act);
     let jobs = jobs(maps, kernel / 2, FORWARD_POSITIONS);
     if let Some(group) = whole_images(&jobs, h) {
         return par_filled(maps.batch * image_len, group * image_len, |j, dst| {
@@ -195,6 +197,7 @@ struct Forward<'a> {
     bias: Option<&'a [f32]>,
     maps: Maps,
     out_channels: usize,
+    act: Activation,
 }
 
 impl<'a> Forward<'a> {
@@ -205,6 +208,7 @@ impl<'a> Forward<'a> {
         out_channels: usize,
         bias: Option<&'a [f32]>,
         kernel: usize,
+        act: Activation,
     ) -> Self {
         let k = kernel * kernel * maps.channels;
         let mut packed = vec![0.0f32; out_channels.div_ceil(FR) * k * FR];
@@ -220,6 +224,7 @@ impl<'a> Forward<'a> {
             bias,
             maps,
             out_channels,
+            act,
         }
     }
 
@@ -264,8 +269,15 @@ impl<'a> Forward<'a> {
                     let bias = self.bias.map_or(0.0, |b| b[o]);
                     for &(lane, len, at) in &segments {
                         let d = &mut dst[at + o * plane..][..len];
-                        for (d, &v) in d.iter_mut().zip(&row[lane..lane + len]) {
-                            *d = v + bias;
+                        let values = row[lane..lane + len].iter();
+                        match self.act {
+                            Activation::Identity => {
+                                d.iter_mut().zip(values).for_each(|(d, &v)| *d = v + bias)
+                            }
+                            Activation::Relu => d
+                                .iter_mut()
+                                .zip(values)
+                                .for_each(|(d, &v)| *d = Activation::Relu.apply(v + bias)),
                         }
                     }
                 }
@@ -423,7 +435,9 @@ mod tests {
 
     #[test]
     fn forward_matches_the_definition() {
-        check_forward(&SHAPES, |x, m, wt, o, b| forward(x, m, wt, o, b, 3));
+        check_forward(&SHAPES, |x, m, wt, o, b| {
+            forward(x, m, wt, o, b, 3, Activation::Identity)
+        });
     }
 
     #[test]
@@ -460,7 +474,10 @@ mod tests {
                     .sum();
                 *dw = s as f32;
             }
-            let d = max_diff(&forward(&x, m, &wt, o, Some(&b), 1), &want);
+            let d = max_diff(
+                &forward(&x, m, &wt, o, Some(&b), 1, Activation::Identity),
+                &want,
+            );
             assert!(d < 1e-5, "{m:?} -> {o}: forward {d}");
             let got = weight_grad(&x, m, &g, o, 1);
             let scale = want_dw.iter().fold(1.0f32, |a, v| a.max(v.abs()));

@@ -17,6 +17,7 @@
 
 use rayon::prelude::*;
 
+use super::conv::Activation;
 use super::tile::{MR, NR, tile};
 use super::{Maps, par_filled};
 
@@ -32,6 +33,7 @@ pub fn forward(
     weight: &[f32],
     out_channels: usize,
     bias: Option<&[f32]>,
+    act: Activation,
 ) -> Vec<f32> {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
     assert_eq!(input.len(), maps.len(), "input of {maps:?}");
@@ -65,12 +67,8 @@ pub fn forward(
                     let y = inverse(&m[o * 16 * NR..][..16 * NR]);
                     for j in 0..nt {
                         let at = first + (j * out_channels + o) * 4;
-                        ys[at..at + 4].copy_from_slice(&[
-                            y[0][j] + b,
-                            y[1][j] + b,
-                            y[2][j] + b,
-                            y[3][j] + b,
-                        ]);
+                        let values = [0, 1, 2, 3].map(|k| act.apply(y[k][j] + b));
+                        ys[at..at + 4].copy_from_slice(&values);
                     }
                 }
             }
@@ -501,7 +499,7 @@ mod tests {
                 (5, 40, 6, 6, 6),
                 (2, 16, 48, 48, 17),
             ],
-            forward,
+            |x, m, wt, o, b| forward(x, m, wt, o, b, Activation::Identity),
         );
     }
 
