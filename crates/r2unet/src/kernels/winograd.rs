@@ -46,37 +46,36 @@ pub fn forward(
     let packed = transform_weights(weight, out_channels, c);
     // Per tile, its 2x2 outputs for every output channel: [tile][o][4].
     let strips = tiles.div_ceil(NR);
-    let per_task = strips.div_ceil(4 * rayon::current_num_threads()).max(1);
+    // One strip per task, the transforms' buffers reused within a worker:
+    // fixed groups of strips left a short last group, so one worker had
+    // more (at 12x12, 36 strips in groups of 5: 20 strips against 16).
     let blocks: Vec<Vec<f32>> = (0..strips)
-        .step_by(per_task)
-        .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|s0| {
-            let s1 = (s0 + per_task).min(strips);
-            let mut ys = Vec::with_capacity((s1 - s0) * NR * out_channels * 4);
-            let mut v = vec![0.0f32; 16 * c * NR];
-            let mut m = vec![0.0f32; out_channels * 16 * NR];
-            for s in s0..s1 {
+        .map_init(
+            || {
+                let v = vec![0.0f32; 16 * c * NR];
+                (v, vec![0.0f32; out_channels * 16 * NR])
+            },
+            |(v, m), s| {
                 let (t0, nt) = (s * NR, NR.min(tiles - s * NR));
-                transform_input(input, maps, t0, nt, &mut v);
-                multiply(&packed, &v, c, out_channels, &mut m);
-                let first = ys.len();
-                ys.resize(first + nt * out_channels * 4, 0.0);
+                transform_input(input, maps, t0, nt, v);
+                multiply(&packed, v, c, out_channels, m);
+                let mut ys = vec![0.0f32; nt * out_channels * 4];
                 for o in 0..out_channels {
                     let b = bias.map_or(0.0, |b| b[o]);
                     let y = inverse(&m[o * 16 * NR..][..16 * NR]);
                     for j in 0..nt {
-                        let at = first + (j * out_channels + o) * 4;
+                        let at = (j * out_channels + o) * 4;
                         let values = [0, 1, 2, 3].map(|k| act.apply(y[k][j] + b));
                         ys[at..at + 4].copy_from_slice(&values);
                     }
                 }
-            }
-            ys
-        })
+                ys
+            },
+        )
         .collect();
-    // Tile `t` is in block `t / tiles_per_block`, read in place (no concatenation).
-    let tiles_per_block = per_task * NR;
+    // Tile `t` is in block `t / NR`, read in place (no concatenation).
+    let tiles_per_block = NR;
     let (image_tiles, image_len) = (th * tw, out_channels * h * w);
     par_filled(maps.batch * image_len, image_len, |b, image| {
         let first = b * image_tiles;
