@@ -129,11 +129,7 @@ pub(crate) fn sum_lanes<const S: usize, const K: usize>(
         }
         if whole < len {
             // The last values, the lanes past them zeroed after `f`.
-            let lanes = block.map(|s| {
-                let mut l = [0.0f32; 8];
-                l[..len - whole].copy_from_slice(&s[whole..]);
-                f32x8::new(l)
-            });
+            let lanes = block.map(|s| padded(&s[whole..]));
             let keep = f32x8::new(std::array::from_fn(|i| {
                 f32::from_bits(if i < len - whole { !0 } else { 0 })
             }));
@@ -170,13 +166,17 @@ pub(crate) fn map_lanes<const S: usize>(
         o.copy_from_slice(&v.to_array());
     }
     if whole < n {
-        let lanes = inputs.map(|s| {
-            let mut l = [0.0f32; 8];
-            l[..n - whole].copy_from_slice(&s[whole..]);
-            f32x8::new(l)
-        });
+        let lanes = inputs.map(|s| padded(&s[whole..]));
         out[whole..].copy_from_slice(&f(lanes).to_array()[..n - whole]);
     }
+}
+
+/// Fewer than eight values as a vector, zero in the lanes past them.
+#[inline(always)]
+fn padded(values: &[f32]) -> f32x8 {
+    let mut lanes = [0.0f32; 8];
+    lanes[..values.len()].copy_from_slice(values);
+    f32x8::new(lanes)
 }
 
 #[cfg(test)]

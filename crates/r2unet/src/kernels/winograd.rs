@@ -74,14 +74,13 @@ pub fn forward(
             },
         )
         .collect();
-    // Tile `t` is in block `t / NR`, read in place (no concatenation).
-    let tiles_per_block = NR;
+    // Tile `t` is in block (strip) `t / NR`, read in place (no concatenation).
     let (image_tiles, image_len) = (th * tw, out_channels * h * w);
     par_filled(maps.batch * image_len, image_len, |b, image| {
         let first = b * image_tiles;
         for t in 0..image_tiles {
             let (ty, tx) = (t / tw, t % tw);
-            let (block, at) = ((first + t) / tiles_per_block, (first + t) % tiles_per_block);
+            let (block, at) = ((first + t) / NR, (first + t) % NR);
             let src = &blocks[block][at * out_channels * 4..][..out_channels * 4];
             for o in 0..out_channels {
                 let block = &src[o * 4..][..4];
