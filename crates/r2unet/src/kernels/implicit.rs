@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 use super::conv::Activation;
-use super::tile::{DR, DS, FN, FR, tile_dot, tile_offsets};
+use super::tile::{DR, DS, FN, FR, Windows, tile_dot, tile_offsets};
 use super::{Maps, par_filled};
 
 /// A unit of work: rows `rows.0..rows.1` of the images `images`.
@@ -237,7 +237,7 @@ impl<'a> Forward<'a> {
 
     /// [`Forward::run`] on the job's band, already padded.
     fn run_on(&self, band: &Band, job: &Job, dst: &mut [f32]) {
-        let taps = band.taps(self.maps.channels, self.kernel);
+        let taps = Windows::new(band.taps(self.maps.channels, self.kernel));
         let (w, pw, k) = (self.maps.width, band.pw, taps.len());
         let rows = job.rows.1 - job.rows.0;
         let plane = rows * w;
