@@ -75,10 +75,64 @@ fn conv_same(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, kernel: usize) ->
         );
         Tensor::from_dispatch(out)
     } else {
-        let pad = kernel / 2;
-        let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
-        conv2d(x, weight, Some(bias), options)
+        burn_conv_same(x, weight, bias, kernel, BURN_CONV_PIXELS)
     }
+}
+
+/// Output pixels (batch x height x width) per convolution where Burn's own
+/// operations run (GPUs): past it, the batch is convolved in chunks, and an
+/// image larger than this in bands of rows. cubecl's matrix products launch
+/// a workgroup per 8 output pixels in some of the kernels its autotuner
+/// picks, and a launch of more than 65,535 workgroups in a dimension fails
+/// ("Cube count too big") in cubecl's device thread, which panics and leaves
+/// the caller waiting for ever: 1,024 patches of 48x48 failed on an NVIDIA
+/// H100 (training) and on Mesa's software Vulkan (inference), and chunks of
+/// 256 still failed on the latter once its autotuner had picked that kernel
+/// for their shape's class.
+const BURN_CONV_PIXELS: usize = 65_535 * 8;
+
+/// Burn's `conv2d` (stride 1, padding `kernel / 2`) with at most
+/// `max_pixels` output pixels per call: the batch in equal chunks, and an
+/// image larger than that in bands of rows, each read with the `kernel / 2`
+/// rows around it; the pieces concatenated. Same values as one call, up to
+/// the rounding of the weight gradient's sums.
+fn burn_conv_same(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    kernel: usize,
+    max_pixels: usize,
+) -> Tensor<4> {
+    let pad = kernel / 2;
+    let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+    let [batch, channels, h, w] = x.dims();
+    if batch * h * w <= max_pixels {
+        return conv2d(x, weight, Some(bias), options);
+    }
+    if batch > 1 {
+        let chunks = batch.div_ceil((max_pixels / (h * w)).max(1));
+        let parts = x
+            .split(batch.div_ceil(chunks), 0)
+            .into_iter()
+            .map(|part| burn_conv_same(part, weight.clone(), bias.clone(), kernel, max_pixels))
+            .collect();
+        return Tensor::cat(parts, 0);
+    }
+    // A band's call computes its rows' outputs and those of the rows around
+    // it: at most `max_pixels`, unless one row with its neighbours is more.
+    let rows = (max_pixels / w).saturating_sub(2 * pad).max(1);
+    let bands = (0..h)
+        .step_by(rows)
+        .map(|r0| {
+            let r1 = (r0 + rows).min(h);
+            let (a, b) = (r0.saturating_sub(pad), (r1 + pad).min(h));
+            let band = x.clone().slice([0..1, 0..channels, a..b, 0..w]);
+            let out = conv2d(band, weight.clone(), Some(bias.clone()), options.clone());
+            let cout = out.dims()[1];
+            out.slice([0..1, 0..cout, r0 - a..r1 - a, 0..w])
+        })
+        .collect();
+    Tensor::cat(bands, 2)
 }
 
 /// The backend operation behind [`conv3x3`] and [`conv1x1`].
@@ -527,4 +581,53 @@ fn register(grads: &mut Gradients, id: NodeId, values: Vec<f32>, shape: impl Int
 
 fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    /// In chunks along the batch (7 images, 2 per chunk: 2+2+2+1) and in
+    /// bands of rows (one image of 5x6 values at most 13 pixels per call:
+    /// bands of one row with their neighbours), Burn's convolution gives the
+    /// output and gradients of one call.
+    #[test]
+    fn chunked_burn_convolutions_match_one_call() {
+        let device = Device::flex().autodiff();
+        for (kernel, max_pixels) in [(1, 61), (3, 61), (3, 13), (3, 23), (1, 13)] {
+            let x =
+                Tensor::<4>::random([7, 3, 5, 6], Distribution::Default, &device).require_grad();
+            let w = Tensor::<4>::random([4, 3, kernel, kernel], Distribution::Default, &device)
+                .require_grad();
+            let b = Tensor::<1>::random([4], Distribution::Default, &device).require_grad();
+            let values = |d: TensorData| d.try_into_vec::<f32>().expect("f32 values");
+            let run = |max_pixels| {
+                let y = burn_conv_same(x.clone(), w.clone(), b.clone(), kernel, max_pixels);
+                let grads = (y.clone() * y.clone()).sum().backward();
+                let grad = |t: &Tensor<4>| values(t.grad(&grads).expect("a gradient").into_data());
+                let db = values(b.grad(&grads).expect("a gradient").into_data());
+                [values(y.into_data()), grad(&x), grad(&w), db]
+            };
+            let (whole, chunked) = (run(usize::MAX), run(max_pixels));
+            for (name, (a, b)) in ["output", "dx", "dw", "db"]
+                .iter()
+                .zip(whole.iter().zip(&chunked))
+            {
+                assert_eq!(a.len(), b.len(), "{name}");
+                // Relative to the largest value: sums over the batch round
+                // differently in chunks.
+                let scale = a.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                let diff = a
+                    .iter()
+                    .zip(b)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0.0, f32::max);
+                assert!(
+                    diff < 1e-5 * scale,
+                    "{kernel}x{kernel}, {max_pixels} pixels, {name}: {diff} of {scale}"
+                );
+            }
+        }
+    }
 }
