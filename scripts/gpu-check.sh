@@ -15,8 +15,14 @@
 # out the parity replay and the DRIVE run; BENCH_DEVICES=wgpu benches the GPU
 # alone. FEATURE=vulkan DEVICE=vulkan takes cubecl's SPIR-V path instead,
 # which failed on an H100 where the default WGSL path (wgpu) works
-# (BENCHMARKS.md, GPU). Batches above 256 48x48 patches failed in training
-# there (cubecl's matmul: "Cube count too big").
+# (BENCHMARKS.md, GPU). BATCHES lists the GPU batch sizes benched (default
+# "32 256 1024"; 1,024 patches failed in training there, cubecl's "Cube
+# count too big": convolutions on Burn's operations are now split into calls
+# of at most 524,280 output pixels, which removed that failure on Mesa's
+# software Vulkan, not yet measured on an H100). The same check runs on Mesa's
+# software Vulkan driver (lavapipe) for a dry run on any machine:
+#   VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json BATCHES=32 BATCH=16 PATCHES=20 \
+#     BIN=target/release/r2unet scripts/gpu-check.sh
 # Every GPU command runs under `timeout`: when cubecl's device thread panics
 # the caller waits forever.
 set -euo pipefail
@@ -25,7 +31,8 @@ FEATURE=${FEATURE:-wgpu}
 DEVICE=${DEVICE:-wgpu}
 DRIVE=${DRIVE:-../shared/data/DRIVE}
 PATCHES=${PATCHES:-2000}   # per image: 36,000 training patches in all
-BATCH=${BATCH:-256}
+BATCH=${BATCH:-256}        # the DRIVE run's batch
+BATCHES=${BATCHES:-32 256 1024}
 BIN=${BIN:-}
 t0=$(date +%s)
 
@@ -62,11 +69,11 @@ print(max((max(r['eval_logits'], r['train_logits'], r['loss'], r['after_step']) 
 " 2>/dev/null || echo null)
 echo "{\"step\":\"parity\",\"device\":\"$DEVICE\",\"result\":\"$parity\",\"max_diff\":$worst,\"log\":\"/tmp/gpu-parity.jsonl\"}"
 
-# Training and inference steps at the paper's batch (32) and a GPU-sized one,
+# Training and inference steps at the paper's batch (32) and GPU-sized ones,
 # then one 576x576 image (a DRIVE image, padded); the CPU for comparison.
 for dev in ${BENCH_DEVICES:-$DEVICE cpu}; do
   for mode in train infer; do
-    for b in 32 "$BATCH"; do
+    for b in $BATCHES; do
       [ "$dev" = cpu ] && [ "$b" != 32 ] && continue
       timeout 120 "$BIN" bench --mode "$mode" --batch "$b" --steps 10 --device "$dev" --json || true
     done
