@@ -110,7 +110,11 @@ fn lung_is_windowed_hu_with_binary_masks() {
         .entries(&dir, Split::Train, &opts)
         .unwrap();
     let test = DatasetKind::Lung.entries(&dir, Split::Test, &opts).unwrap();
-    assert_eq!((train.len(), test.len()), (56, 24));
+    // The paper's 70/30 by slice ID: ID_0000..ID_0186 train, ID_0187..ID_0266 test.
+    assert_eq!((train.len(), test.len()), (187, 80));
+    assert_eq!(train.last().unwrap().id, "ID_0186_Z_0102");
+    assert!(test[0].id.starts_with("ID_0187_"), "{}", test[0].id);
+    assert!(test.iter().any(|e| e.id == r2unet::data::lung::QUIRK_SLICE));
     let s = &train[0].load(&opts).unwrap()[0];
     assert_eq!(
         (s.image.width, s.image.height, s.image.channels),
@@ -122,15 +126,12 @@ fn lung_is_windowed_hu_with_binary_masks() {
         let expected = (hu.clamp(-1000.0, 400.0) + 1000.0) / 1400.0;
         assert!((v - expected).abs() < 1e-6, "{hu} HU -> {v}");
     }
-    // SOURCE.txt: per-slice minimum -2619..-932 and maximum 660..2640 HU.
+    // manifest.csv: ID_0000_Z_0142.tif spans -932..1054.
     let (lo, hi) = raw
         .data
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-    assert!(
-        (-2619.0..=-932.0).contains(&lo) && (660.0..=2640.0).contains(&hi),
-        "{lo}..{hi}"
-    );
+    assert_eq!((lo, hi), (-932.0, 1054.0), "{}", train[0].id);
     let fg = s.label.count() as f64 / s.label.data.len() as f64;
     // SOURCE.txt: lung fraction per slice 0.083 .. 0.573.
     assert!((0.08..0.58).contains(&fg), "{fg}");
