@@ -5,15 +5,18 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use r2unet::data::{DatasetKind, LoadOptions, Split};
+use r2unet::data::synthetic::SyntheticRetina;
+use r2unet::data::{DatasetKind, Split};
 use r2unet::device::DeviceChoice;
 use r2unet::eval::evaluate::{EvalOptions, tune_threshold};
+use r2unet::eval::report::{ReportOut, evaluate_into};
 use r2unet::infer::Inference;
 use r2unet::model::Architecture;
 use r2unet::reproduce::train_config;
+use r2unet::segment::TrainedModel;
 use r2unet::train::{RunDir, Trainer};
 
-use crate::eval_cmd::{ReportOut, evaluate_into, load_trained, print_summary, samples};
+use crate::eval_cmd::print_summary;
 use crate::train_cmd::train;
 
 /// Flags of `r2unet demo`.
@@ -63,10 +66,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         state.best_auc.map_or("n/a".into(), |v| format!("{v:.4}"))
     );
 
-    let (model, preprocess, weights) = load_trained(Some(&run_dir), None, true, &device)?;
+    let weights = RunDir(run_dir.clone()).best();
+    let TrainedModel {
+        model, preprocess, ..
+    } = TrainedModel::load(&weights, &device)?;
     let inference = Inference::default();
-    let opts = LoadOptions::default();
-    let train_images = Box::new(samples(None, Split::Train, &opts)?.take(args.images));
+    let retinas = SyntheticRetina::default();
+    // The threshold is chosen on exactly the images the model trained on.
+    let train_images = retinas
+        .split(Split::Train, args.images)?
+        .into_iter()
+        .map(Ok);
     let tuned = tune_threshold(
         &model,
         &preprocess,
@@ -83,7 +93,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let report = evaluate_into(
         &model,
         &preprocess,
-        samples(None, Split::Test, &opts)?,
+        retinas.split(Split::Test, args.images)?.into_iter().map(Ok),
         &eval_opts,
         Some(&ReportOut {
             dir: &report_dir,

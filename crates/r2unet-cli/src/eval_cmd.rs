@@ -5,14 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use r2unet::data::synthetic::SyntheticRetina;
-use r2unet::data::{DatasetKind, LoadOptions, Sample, Split};
+use r2unet::data::{Split, split_samples};
 use r2unet::device::DeviceChoice;
-use r2unet::eval::evaluate::{EvalOptions, EvalReport, evaluate, tune_threshold};
-use r2unet::eval::report::{write_pictures, write_report};
-use r2unet::model::{UNet, load_model};
-use r2unet::train::{Preprocess, RunDir};
-use r2unet::{Error, Result};
+use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
+use r2unet::eval::report::{ReportOut, evaluate_into};
+use r2unet::segment::TrainedModel;
+use r2unet::train::RunDir;
 
 use crate::data_args::DataArgs;
 use crate::infer_args::InferArgs;
@@ -76,83 +74,6 @@ pub struct EvalArgs {
     device: DeviceChoice,
 }
 
-/// The synthetic images used to test and to tune on.
-pub const SYNTHETIC_TEST_IMAGES: usize = 6;
-/// First seed of the synthetic test images (training uses seed * 1000 onwards).
-pub const SYNTHETIC_TEST_SEED: u64 = 1 << 32;
-
-/// Samples of a split, loaded one entry at a time; `None` source = synthetic.
-pub fn samples(
-    source: Option<&(DatasetKind, PathBuf)>,
-    split: Split,
-    opts: &LoadOptions,
-) -> Result<Box<dyn Iterator<Item = Result<Sample>>>> {
-    let Some((kind, dir)) = source else {
-        if matches!(split, Split::Val | Split::All) {
-            return Err(Error::invalid(
-                "the synthetic set",
-                format!("has no `{split}` split: use train or test"),
-            ));
-        }
-        let first = if split == Split::Test {
-            SYNTHETIC_TEST_SEED
-        } else {
-            0
-        };
-        let generator = SyntheticRetina::default();
-        let n = if split == Split::Test {
-            SYNTHETIC_TEST_IMAGES
-        } else {
-            12
-        };
-        return Ok(Box::new(
-            (0..n as u64).map(move |i| Ok(generator.sample(first + i))),
-        ));
-    };
-    let entries = kind.entries(dir, split, opts)?;
-    let opts = opts.clone();
-    Ok(Box::new(entries.into_iter().flat_map(
-        move |e| match e.load(&opts) {
-            Ok(samples) => samples.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(err) => vec![Err(err)],
-        },
-    )))
-}
-
-/// Where a report goes: its folder, whether per-image pictures are written,
-/// and the title of report.md.
-pub struct ReportOut<'a> {
-    pub dir: &'a Path,
-    pub pictures: bool,
-    pub title: String,
-}
-
-/// Evaluates with `opts`, writing pictures and the report into `out`.
-pub fn evaluate_into(
-    model: &UNet,
-    preprocess: &Preprocess,
-    samples: Box<dyn Iterator<Item = Result<Sample>>>,
-    opts: &EvalOptions,
-    out: Option<&ReportOut<'_>>,
-    device: &r2unet::device::Device,
-) -> anyhow::Result<EvalReport> {
-    if let Some(out) = out {
-        std::fs::create_dir_all(out.dir).map_err(|e| Error::io(out.dir, e))?;
-    }
-    let threshold = opts.threshold;
-    let mut on_image = |sample: &Sample, probs: &[f32]| -> Result<()> {
-        match out {
-            Some(out) if out.pictures => write_pictures(out.dir, sample, probs, threshold),
-            _ => Ok(()),
-        }
-    };
-    let report = evaluate(model, preprocess, samples, opts, device, &mut on_image)?;
-    if let Some(out) = out {
-        write_report(out.dir, &report, &out.title)?;
-    }
-    Ok(report)
-}
-
 /// The one-screen summary of a report.
 pub fn print_summary(report: &EvalReport, header: &str) {
     let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
@@ -180,13 +101,13 @@ pub fn print_summary(report: &EvalReport, header: &str) {
     );
 }
 
-/// The model and its preprocessing from `--run` or `--weights`.
+/// The model from `--run` (its best or last checkpoint) or `--weights`, and the file it came from.
 pub fn load_trained(
     run: Option<&Path>,
     weights: Option<&Path>,
     best: bool,
     device: &r2unet::device::Device,
-) -> anyhow::Result<(UNet, Preprocess, PathBuf)> {
+) -> anyhow::Result<(TrainedModel, PathBuf)> {
     let path = match (run, weights) {
         (Some(run), _) => {
             let dir = RunDir(run.to_path_buf());
@@ -195,15 +116,7 @@ pub fn load_trained(
         (None, Some(w)) => w.to_path_buf(),
         (None, None) => anyhow::bail!("give --run RUN_DIR or --weights FILE"),
     };
-    let model = load_model(&path, device)?;
-    let preprocess = Preprocess::of_weights(&path)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{}: no preprocessing recorded in the file or a run folder beside it; \
-             export the run with `r2unet export --run RUN_DIR -o FILE`",
-            path.display()
-        )
-    })?;
-    Ok((model, preprocess, path))
+    Ok((TrainedModel::load(&path, device)?, path))
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -214,12 +127,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     );
     let device = args.device.device()?;
     let best = matches!(args.checkpoint, CheckpointArg::Best);
-    let (model, preprocess, weights) =
+    let (trained, weights) =
         load_trained(args.run.as_deref(), args.weights.as_deref(), best, &device)?;
+    let TrainedModel {
+        model, preprocess, ..
+    } = trained;
     let inference = args.infer.inference(model.config.size_multiple())?;
     let opts = args.data.options()?;
-    let source = args.data.source()?;
-    let name = source
+    let source_dir = args.data.source()?;
+    let source = || source_dir.as_ref().map(|(k, d)| (*k, d.as_path()));
+    let name = source_dir
         .as_ref()
         .map_or("synthetic".to_string(), |(k, _)| k.to_string());
     let tune_split = match args.tune_on.as_str() {
@@ -228,7 +145,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         "auto" if args.split == Split::All => None,
         "auto" => [Split::Val, Split::Train]
             .into_iter()
-            .find(|&s| s != args.split && samples(source.as_ref(), s, &opts).is_ok()),
+            .find(|&s| s != args.split && split_samples(source(), s, &opts).is_ok()),
         other => {
             let s: Split = other
                 .parse()
@@ -243,7 +160,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     };
     let tuned = match tune_split {
         Some(s) => {
-            let images = samples(source.as_ref(), s, &opts)?;
+            let images = split_samples(source(), s, &opts)?;
             let on = format!("F1-optimal on {name} {s}");
             eprintln!("choosing the F1-optimal threshold on {name} {s} ...");
             Some(tune_threshold(
@@ -273,7 +190,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let report = evaluate_into(
         &model,
         &preprocess,
-        samples(source.as_ref(), args.split, &opts)?,
+        split_samples(source(), args.split, &opts)?,
         &eval_opts,
         out.as_ref(),
         &device,

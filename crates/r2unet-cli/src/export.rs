@@ -6,6 +6,7 @@ use clap::Args;
 use r2unet::train::RunDir;
 
 use crate::eval_cmd::{CheckpointArg, load_trained};
+use r2unet::segment::TrainedModel;
 
 /// Metadata key of where exported weights came from.
 pub const PROVENANCE_KEY: &str = "r2unet_provenance";
@@ -27,7 +28,12 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let device = r2unet::device::DeviceChoice::Cpu.device()?;
     let best = matches!(args.checkpoint, CheckpointArg::Best);
-    let (model, preprocess, weights) = load_trained(Some(&args.run), None, best, &device)?;
+    let (
+        TrainedModel {
+            model, preprocess, ..
+        },
+        weights,
+    ) = load_trained(Some(&args.run), None, best, &device)?;
     let dir = RunDir(args.run.clone());
     let (config, state) = (dir.read_config()?, dir.read_state()?);
     let provenance = serde_json::json!({

@@ -1,31 +1,18 @@
 //! `r2unet predict`: segment image files that belong to no dataset layout.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use r2unet::atomic::write_atomic;
+use r2unet::Error;
+use r2unet::Result;
 use r2unet::data::folder::IMAGE_EXTENSIONS as EXTENSIONS;
-use r2unet::data::fov::compute_fov;
-use r2unet::data::io::{LabelRule, ReadLimits, read_image, read_mask};
-use r2unet::data::preprocess::{luminance, resize_image};
-use r2unet::data::{FovSource, Image, Mask, Sample};
+use r2unet::data::io::{LabelRule, ReadLimits, read_mask};
 use r2unet::device::DeviceChoice;
-use r2unet::eval::report::file_stem;
-use r2unet::infer::Inference;
-use r2unet::model::{UNet, load_model_bytes};
-use r2unet::render::{mask_overlay, mask_png, probability_png, rgb_png};
+use r2unet::segment::{FileResult, FovMode, PredictOptions, TrainedModel, output_stem};
 use r2unet::threads::map_in_threads;
-use r2unet::train::Preprocess;
-use r2unet::{Error, Result};
 
-use crate::eval_cmd::load_trained;
 use crate::infer_args::InferArgs;
-
-/// The shipped R2U-Net trained on DRIVE, used when `--weights` is not given.
-const SHIPPED: &[u8] = include_bytes!("../../../weights/drive-r2unet.safetensors");
-/// How the shipped weights are named in messages.
-const SHIPPED_NAME: &str = "shipped weights drive-r2unet.safetensors";
 
 /// Flags of `r2unet predict`.
 #[derive(Args, Debug)]
@@ -53,18 +40,15 @@ pub struct PredictArgs {
     /// Images segmented at once, each in its own thread (1: one at a time, least memory).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     concurrent_images: u64,
+    /// Take only part K of N of the sorted inputs (every N-th from the K-th,
+    /// 1-based), for job arrays: N jobs with K = 1..N segment every input once.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
     #[command(flatten)]
     infer: InferArgs,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
-}
-
-/// Where each output of one input goes.
-struct Outputs {
-    prob: PathBuf,
-    mask: PathBuf,
-    overlay: PathBuf,
 }
 
 /// The input files: files as given, folders expanded to their images, sorted.
@@ -103,108 +87,40 @@ fn expand(inputs: &[PathBuf]) -> Vec<Result<PathBuf>> {
     files
 }
 
-/// The image converted to the model's channel count (grey repeated to RGB,
-/// RGB to BT.601 grey); the retina preprocessing makes its own grey.
-fn fit_channels(image: Image, preprocess: &Preprocess, channels: usize) -> Result<Image> {
-    if matches!(preprocess, Preprocess::Retina { .. }) || image.channels == channels {
-        return Ok(image);
-    }
-    match (image.channels, channels) {
-        (3, 1) => Ok(luminance(&image)),
-        (1, 3) => {
-            let data = image.data.iter().flat_map(|&v| [v, v, v]).collect();
-            Ok(Image::new(image.width, image.height, 3, data))
-        }
-        (have, want) => Err(Error::invalid(
-            "image",
-            format!("{have} channels; the model takes {want}"),
-        )),
-    }
+/// `--shard K/N`: the K-th of N parts of the sorted inputs (1-based).
+#[derive(Debug, Clone, Copy)]
+pub struct Shard {
+    k: usize,
+    n: usize,
 }
 
-/// Everything `predict` needs to segment one file.
-struct Segmenter<'a> {
-    model: UNet,
-    preprocess: Preprocess,
-    inference: Inference,
-    threshold: f32,
-    fov: FovArg,
-    limits: ReadLimits,
-    device: &'a r2unet::device::Device,
-}
+impl std::str::FromStr for Shard {
+    type Err = String;
 
-enum FovArg {
-    Auto,
-    None,
-    File(Mask, PathBuf),
-}
-
-impl Segmenter<'_> {
-    /// Segments `path` and writes its three PNGs; returns the foreground fraction in the FOV.
-    fn segment(&self, path: &Path, out: &Outputs) -> Result<f64> {
-        let image = read_image(path, self.limits)?;
-        let (w, h) = (image.width, image.height);
-        let fov = match &self.fov {
-            FovArg::Auto if matches!(self.preprocess, Preprocess::Retina { .. }) => {
-                compute_fov(&image)
-            }
-            FovArg::Auto | FovArg::None => Mask::filled(w, h, 1),
-            FovArg::File(mask, file) => {
-                if (mask.width, mask.height) != (w, h) {
-                    return Err(Error::MaskSize {
-                        path: file.clone(),
-                        image: path.to_path_buf(),
-                        expected_w: w,
-                        expected_h: h,
-                        found_w: mask.width,
-                        found_h: mask.height,
-                    });
-                }
-                mask.clone()
-            }
-        };
-        let image = fit_channels(image, &self.preprocess, self.model.config.in_channels)?;
-        let sample = Sample {
-            id: file_stem_of(path),
-            label: Mask::filled(w, h, 0),
-            fov,
-            fov_source: FovSource::Computed,
-            image,
-        };
-        let input = self.preprocess.apply(&sample)?;
-        let mut probs = self
-            .inference
-            .predict(&self.model, &input.image, self.device)?;
-        if (probs.width, probs.height) != (w, h) {
-            probs = resize_image(&probs, w, h);
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("`{s}`: expected K/N with 1 <= K <= N, e.g. 3/8");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (usize, usize) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if k == 0 || k > n {
+            return Err(bad());
         }
-        let mut probs = probs.data;
-        for (p, &f) in probs.iter_mut().zip(&sample.fov.data) {
-            if f == 0 {
-                *p = 0.0;
-            }
-        }
-        let mask: Vec<u8> = probs
-            .iter()
-            .map(|&p| u8::from(p >= self.threshold))
-            .collect();
-        write_atomic(&out.prob, &probability_png(&probs, w, h)?)?;
-        write_atomic(&out.mask, &mask_png(&mask, w, h)?)?;
-        let overlay = mask_overlay(&sample.image, &mask, Some(&sample.fov.data));
-        write_atomic(&out.overlay, &rgb_png(&overlay)?)?;
-        let inside = sample.fov.count().max(1);
-        Ok(mask.iter().filter(|&&m| m != 0).count() as f64 / inside as f64)
+        Ok(Shard { k, n })
     }
 }
 
-/// The output stem of an input: its name without `.gz` and the image extension.
-fn file_stem_of(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map_or("image".into(), |s| s.to_string_lossy().into_owned());
-    let base = name.strip_suffix(".gz").unwrap_or(&name);
-    let stem = base.rsplit_once('.').map_or(base, |(stem, _)| stem);
-    file_stem(if stem.is_empty() { base } else { stem })
+impl Shard {
+    /// Every N-th item from the K-th on, in order.
+    fn take<T>(self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.n == self.k - 1)
+            .map(|(_, item)| item)
+            .collect()
+    }
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
@@ -218,82 +134,74 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         max_pixels: args.max_pixels,
     };
     let device = args.device.device()?;
-    let (model, preprocess) = match &args.weights {
-        Some(w) => {
-            let (model, preprocess, _) = load_trained(None, Some(w), true, &device)?;
-            (model, preprocess)
-        }
-        None => {
-            let name = Path::new(SHIPPED_NAME);
-            let model = load_model_bytes(SHIPPED, name, &device)?;
-            let preprocess = Preprocess::of_bytes(SHIPPED, name)?
-                .ok_or_else(|| anyhow::anyhow!("{SHIPPED_NAME}: no preprocessing recorded"))?;
-            (model, preprocess)
-        }
+    let model = match &args.weights {
+        Some(w) => TrainedModel::load(w, &device)?,
+        None => TrainedModel::shipped("drive", &device)?,
     };
     let fov = match args.fov.as_str() {
-        "auto" => FovArg::Auto,
-        "none" => FovArg::None,
+        "auto" => FovMode::Auto,
+        "none" => FovMode::Whole,
         file => {
             let path = PathBuf::from(file);
             let mask = read_mask(&path, limits, LabelRule::Binary).map_err(|e| {
                 anyhow::anyhow!("--fov {file}: {e} (expected auto, none or a mask file)")
             })?;
-            FovArg::File(mask, path)
+            FovMode::Mask(mask)
         }
     };
-    let segmenter = Segmenter {
-        inference: args.infer.inference(model.config.size_multiple())?,
-        model,
-        preprocess,
+    let opts = PredictOptions {
         threshold: args.threshold,
         fov,
+        inference: args.infer.inference(model.model.config.size_multiple())?,
         limits,
-        device: &device,
     };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    let files = expand(&args.inputs);
+    let mut files = expand(&args.inputs);
+    if let Some(shard) = args.shard {
+        files.sort_by_key(|f| f.as_ref().ok().cloned());
+        files = shard.take(files);
+    }
     let total = files.len();
     let mut used = std::collections::BTreeSet::new();
     // Output names first, in input order, so a clash is reported the same way
     // however the images are scheduled.
-    let jobs: Vec<Result<(PathBuf, Outputs)>> = files
+    let jobs: Vec<Result<PathBuf>> = files
         .into_iter()
         .map(|file| {
             let path = file?;
-            let stem = file_stem_of(&path);
+            let stem = output_stem(&path);
             if !used.insert(stem.clone()) {
                 return Err(Error::invalid(
                     path.display().to_string(),
                     format!("another input already wrote {stem}_*.png; rename one of them"),
                 ));
             }
-            let at = |suffix: &str| args.out.join(format!("{stem}_{suffix}.png"));
-            let outputs = Outputs {
-                prob: at("prob"),
-                mask: at("mask"),
-                overlay: at("overlay"),
-            };
-            Ok((path, outputs))
+            Ok(path)
         })
         .collect();
     let mut failed = 0;
     for group in jobs.chunks(args.concurrent_images as usize) {
         let started = Instant::now();
         // One thread per image of the group.
-        let results: Vec<Option<Result<f64>>> = map_in_threads(group.iter().collect(), |job| {
-            let (path, outputs) = job.as_ref().ok()?;
-            Some(segmenter.segment(path, outputs))
-        });
+        let results: Vec<Option<Result<FileResult>>> =
+            map_in_threads(group.iter().collect(), |job| {
+                let path = job.as_ref().ok()?;
+                Some(model.segment_file(path, &args.out, &opts, &device))
+            });
         for (job, result) in group.iter().zip(results) {
             match (job, result.as_ref()) {
-                (Ok((path, outputs)), Some(Ok(fraction))) => println!(
-                    "{} -> {} ({:.1}% foreground, {:.2} s)",
-                    path.display(),
-                    outputs.overlay.display(),
-                    fraction * 100.0,
-                    started.elapsed().as_secs_f64()
-                ),
+                (Ok(path), Some(Ok(done))) => {
+                    for warning in &done.warnings {
+                        eprintln!("warning: {warning}");
+                    }
+                    println!(
+                        "{} -> {} ({:.1}% foreground, {:.2} s)",
+                        path.display(),
+                        done.outputs[2].display(),
+                        done.foreground_fraction * 100.0,
+                        started.elapsed().as_secs_f64()
+                    );
+                }
                 (Err(e), _) | (_, Some(Err(e))) => {
                     failed += 1;
                     eprintln!("error: {e}; skipped");
@@ -309,4 +217,22 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!(failed == 0, "{failed} of {total} input(s) failed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_take_every_nth_input() {
+        let s: Shard = "2/3".parse().unwrap();
+        assert_eq!(s.take((0..8).collect()), vec![1, 4, 7]);
+        let all: Vec<usize> = (1..=3)
+            .flat_map(|k| Shard { k, n: 3 }.take((0..8).collect()))
+            .collect();
+        assert_eq!(all.len(), 8);
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
 }

@@ -6,18 +6,20 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use r2unet::atomic::write_atomic;
-use r2unet::data::{DatasetKind, LoadOptions, Split};
+use r2unet::data::lung::QUIRK_SLICE;
+use r2unet::data::{DatasetKind, LoadOptions, Split, split_samples};
 use r2unet::device::DeviceChoice;
 use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
-use r2unet::eval::report::{PICTURES, file_stem};
+use r2unet::eval::report::{PICTURES, ReportOut, evaluate_into, file_stem};
+use r2unet::eval::{Confusion, ZeroDivision};
 use r2unet::infer::Inference;
 use r2unet::model::{Architecture, read_metadata};
 use r2unet::render::thumbnail_png;
-use r2unet::reproduce::{PaperRow, dataset_dir, goal, paper, train_config};
+use r2unet::reproduce::{PaperRow, dataset_dir, eval_protocol, goal, paper, train_config};
+use r2unet::segment::TrainedModel;
 use r2unet::train::{RunDir, Trainer};
 use serde::Serialize;
 
-use crate::eval_cmd::{ReportOut, evaluate_into, load_trained, samples};
 use crate::export::PROVENANCE_KEY;
 use crate::train_cmd::train;
 
@@ -85,27 +87,12 @@ struct Row {
     train: Option<serde_json::Value>,
     /// The example overlay of this row on the examples page, relative to the output folder.
     example: Option<String>,
+    /// A figure the protocol asks for besides the table's (lung: Dice without
+    /// the slice whose mask marks air as lung).
+    note: Option<String>,
     /// Per-image F1 at the fixed threshold, for choosing the example image.
     #[serde(skip)]
     per_image: Vec<(String, f64)>,
-}
-
-/// How each dataset is evaluated, for the table's protocol column.
-fn protocol(kind: DatasetKind) -> &'static str {
-    match kind {
-        DatasetKind::Drive => {
-            "test 01-20, 1st annotator, given FOV, threshold 0.5, single pass, pooled in FOV"
-        }
-        DatasetKind::Stare => {
-            "last 10 images, labels-ah, Soares FOV, threshold 0.5, single pass, pooled in FOV"
-        }
-        DatasetKind::Chase => {
-            "last 8 images, 1st observer, computed FOV, threshold 0.5, single pass, pooled in FOV"
-        }
-        DatasetKind::Ph2 => "last 40 images, resized 128, threshold 0.5, pooled whole image",
-        DatasetKind::Lung => "last 24 slices, HU -1000..400, resized 192, threshold 0.5, pooled",
-        _ => "",
-    }
 }
 
 fn run_one(
@@ -155,19 +142,23 @@ fn run_one(
             read_metadata(&w, PROVENANCE_KEY)?.and_then(|json| serde_json::from_str(&json).ok());
         (w, provenance)
     };
-    let (net, preprocess, _) = load_trained(None, Some(&weights), true, device)?;
+    let TrainedModel {
+        model: net,
+        preprocess,
+        ..
+    } = TrainedModel::load(&weights, device)?;
     let opts = LoadOptions::default();
-    let source = Some((kind, dir.to_path_buf()));
+    let source = Some((kind, dir));
     let inference = Inference::default();
     let tune_split = [Split::Val, Split::Train]
         .into_iter()
-        .find(|&s| samples(source.as_ref(), s, &opts).is_ok());
+        .find(|&s| split_samples(source, s, &opts).is_ok());
     let tuned = match tune_split {
         Some(s) => Some(tune_threshold(
             &net,
             &preprocess,
             &inference,
-            samples(source.as_ref(), s, &opts)?,
+            split_samples(source, s, &opts)?,
             &format!("F1-optimal on {kind} {s}"),
             device,
         )?),
@@ -182,7 +173,7 @@ fn run_one(
     let report: EvalReport = evaluate_into(
         &net,
         &preprocess,
-        samples(source.as_ref(), Split::Test, &opts)?,
+        split_samples(source, Split::Test, &opts)?,
         &eval_opts,
         Some(&ReportOut {
             dir: &args.out.join(&name),
@@ -209,12 +200,15 @@ fn run_one(
         tuned_threshold: report.tuned.as_ref().map(|t| t.threshold),
         tuned_f1: report.tuned.as_ref().map(|t| t.pooled.f1),
         images: report.images,
-        protocol: protocol(kind).to_string(),
+        protocol: eval_protocol(kind).to_string(),
         weights: weights.display().to_string(),
         paper: paper(kind, model),
         goal_f1: goal.map(|g| g.0),
         goal_auc: goal.and_then(|g| g.1),
         train: train_info,
+        note: (kind == DatasetKind::Lung)
+            .then(|| without_quirk_slice(&report))
+            .flatten(),
         example: None,
         per_image: report
             .fixed
@@ -223,6 +217,26 @@ fn run_one(
             .map(|m| (m.id.clone(), m.metrics.f1))
             .collect(),
     })
+}
+
+/// Dice pooled over the lung test slices but [`QUIRK_SLICE`], named.
+fn without_quirk_slice(report: &EvalReport) -> Option<String> {
+    let others: Vec<_> = report
+        .fixed
+        .per_image
+        .iter()
+        .filter(|m| m.id != QUIRK_SLICE)
+        .collect();
+    if others.len() == report.fixed.per_image.len() {
+        return None;
+    }
+    let pooled: Confusion = others.iter().map(|m| m.metrics.confusion).sum();
+    Some(format!(
+        "Dice {:.4} over the other {} slices without {QUIRK_SLICE} (its mask marks air \
+         outside the body as lung)",
+        pooled.f1(ZeroDivision::One),
+        others.len()
+    ))
 }
 
 fn markdown(rows: &[Row]) -> String {
@@ -256,12 +270,13 @@ fn markdown(rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "- {} {}: {}; weights `{}`{}",
+            "- {} {}: {}; weights `{}`{}{}",
             r.dataset,
             r.model,
             r.protocol,
             r.weights,
-            r.train.as_ref().map_or(String::new(), training_note)
+            r.train.as_ref().map_or(String::new(), training_note),
+            r.note.as_ref().map_or(String::new(), |n| format!("; {n}"))
         );
     }
     out

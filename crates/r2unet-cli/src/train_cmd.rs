@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use r2unet::data::DatasetKind;
 use r2unet::device::DeviceChoice;
+use r2unet::reproduce::{PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_PATCHES_PER_IMAGE};
 use r2unet::train::{Event, LossKind, Outcome, RunDir, RunState, Schedule, TrainConfig, Trainer};
 
 use crate::data_args::DataArgs;
@@ -50,19 +51,20 @@ pub struct TrainArgs {
     /// except --device and --threads).
     #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
-    /// Passes over the training patches.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    /// Random patches per training image (retina protocol); whole-image tasks use each image once.
-    #[arg(long, default_value_t = 600)]
-    patches_per_image: usize,
-    /// Restore the paper's full protocol: 190,000 patches from DRIVE's 20 images (9,500 each),
-    /// batch 32, 50 epochs.
+    /// Passes over the training patches [default: 10].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Random patches per training image (retina protocol); whole-image tasks use each
+    /// image once [default: 600].
+    #[arg(long)]
+    patches_per_image: Option<usize>,
+    /// The paper's full training budget: 190,000 patches from DRIVE's 20 images (9,500
+    /// each), batch 32, 50 epochs; refuses --epochs, --patches-per-image and --batch-size.
     #[arg(long, value_parser = ["paper"])]
     protocol: Option<String>,
-    /// Patches per optimizer step.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    /// Patches per optimizer step [default: 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -122,11 +124,26 @@ impl TrainArgs {
             .or(self.model.size)
             .unwrap_or(if whole_image { 256 } else { 48 });
         model.patch_size = patch_size;
-        let (mut epochs, mut per_image, mut batch) =
-            (self.epochs, self.patches_per_image, self.batch_size);
-        if self.protocol.is_some() {
-            (epochs, per_image, batch) = (50, 9_500, 32);
-        }
+        let explicit = [
+            ("--epochs", self.epochs),
+            ("--patches-per-image", self.patches_per_image),
+            ("--batch-size", self.batch_size),
+        ];
+        let (epochs, per_image, batch) = if self.protocol.is_some() {
+            if let Some((flag, _)) = explicit.iter().find(|(_, v)| v.is_some()) {
+                anyhow::bail!(
+                    "--protocol paper fixes the budget (50 epochs of 9,500 patches per image, \
+                     batch 32); {flag} would change it: drop one of the two"
+                );
+            }
+            (PAPER_EPOCHS, PAPER_PATCHES_PER_IMAGE, PAPER_BATCH_SIZE)
+        } else {
+            (
+                self.epochs.unwrap_or(10),
+                self.patches_per_image.unwrap_or(600),
+                self.batch_size.unwrap_or(32),
+            )
+        };
         Ok(TrainConfig {
             dataset: source.as_ref().map_or(DatasetKind::Drive, |(k, _)| *k),
             data: source.map(|(_, d)| d),
@@ -164,7 +181,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     let trainer = match (&args.resume, &args.out) {
         (Some(dir), _) => Trainer::resume(RunDir(dir.clone()), &devices[0])?,
-        (None, Some(dir)) => Trainer::new(args.config()?, RunDir(dir.clone()), &devices[0])?,
+        (None, Some(dir)) => {
+            anyhow::ensure!(
+                !RunDir(dir.clone()).state().exists(),
+                "{} already holds a run: continue it with `r2unet train --resume {0}`, \
+                 or give another --out",
+                dir.display()
+            );
+            Trainer::new(args.config()?, RunDir(dir.clone()), &devices[0])?
+        }
         (None, None) => anyhow::bail!("give --out RUN_DIR for a new run, or --resume RUN_DIR"),
     };
     let trainer = trainer.on_devices(&devices)?;

@@ -499,3 +499,72 @@ fn predict_uses_the_shipped_drive_weights_by_default() {
         .into_luma16();
     assert_eq!(prob.get_pixel(0, 0).0[0], 0);
 }
+
+#[test]
+fn predict_shards_split_the_sorted_inputs_between_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    for name in ["a", "b", "c", "d", "e"] {
+        fundus_png(&inputs.join(format!("{name}.png")), 40, 32);
+    }
+    // Three jobs of a job array, each given the inputs in another order.
+    let mut written = Vec::new();
+    for k in 1..=3 {
+        let out = tmp.path().join(format!("out{k}"));
+        let mut args = vec!["predict".to_string()];
+        for name in ["e", "c", "a", "d", "b"] {
+            args.push(inputs.join(format!("{name}.png")).display().to_string());
+        }
+        args.extend([
+            "-o".into(),
+            out.display().to_string(),
+            "--shard".into(),
+            format!("{k}/3"),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = r2unet(&args);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let mut masks: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with("_mask.png"))
+            .collect();
+        masks.sort();
+        written.push(masks);
+    }
+    // Every N-th of the sorted inputs from the K-th: a, d | b, e | c.
+    assert_eq!(written[0], ["a_mask.png", "d_mask.png"]);
+    assert_eq!(written[1], ["b_mask.png", "e_mask.png"]);
+    assert_eq!(written[2], ["c_mask.png"]);
+    let out = r2unet(&["predict", "x.png", "-o", "y", "--shard", "4/3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 <= K <= N"));
+}
+
+#[test]
+fn the_paper_protocol_refuses_a_budget_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = r2unet(&[
+        "train",
+        "--dataset",
+        "synthetic",
+        "--protocol",
+        "paper",
+        "--epochs",
+        "3",
+        "--out",
+        tmp.path().join("run").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--protocol paper fixes the budget") && stderr.contains("--epochs"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("run").exists());
+}

@@ -82,7 +82,7 @@ pub enum Error {
     },
     /// An image's header claims more pixels than allowed; nothing was decoded.
     #[error(
-        "{path}: image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels (raise it with --max-pixels)"
+        "{path}: image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels (raise the pixel limit if the file is trusted)"
     )]
     TooLarge {
         /// The offending file.
@@ -114,7 +114,7 @@ pub enum Error {
     },
     /// A label holds more than two distinct values.
     #[error(
-        "{path}: label is not binary, it holds the values {values} (expected two values such as 0/1 or 0/255; pass --label-threshold T to binarise at T of the full scale)"
+        "{path}: label is not binary, it holds the values {values} (expected two values such as 0/1 or 0/255; or give a label threshold T to binarise at T of the full scale)"
     )]
     NonBinaryLabel {
         /// The label file.

@@ -17,6 +17,10 @@
 //! Weights are safetensors files with the PyTorch reference's tensor names, so
 //! [`model::load_weights`] also reads a `state_dict` saved from the PyTorch R2U-Net.
 
+// Safe Rust everywhere but the CPU kernels, whose SIMD intrinsics and
+// uninitialised output buffers need `unsafe` (each block says why it holds).
+#![deny(unsafe_code)]
+
 pub mod atomic;
 pub mod bench;
 pub mod data;
@@ -24,12 +28,14 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod infer;
+#[allow(unsafe_code)]
 pub mod kernels;
 pub mod model;
 pub mod parity;
 pub mod plot;
 pub mod render;
 pub mod reproduce;
+pub mod segment;
 pub mod threads;
 pub mod train;
 

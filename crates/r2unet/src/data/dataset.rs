@@ -75,6 +75,7 @@ impl DatasetKind {
     /// [`Error::Layout`] naming the folder or file when the layout is not met
     /// (missing folder, empty folder, image without label, unknown split).
     pub fn entries(self, dir: &Path, split: Split, opts: &LoadOptions) -> Result<Vec<Entry>> {
+        opts.validate()?;
         require_dir(dir, "the dataset folder")?;
         let entries = match self {
             DatasetKind::Drive => drive::entries(dir, split, opts)?,
@@ -103,6 +104,36 @@ impl DatasetKind {
         }
         Ok(samples)
     }
+}
+
+/// Samples loaded one entry at a time, each a result naming its file.
+pub type SampleIter = Box<dyn Iterator<Item = Result<Sample>> + Send>;
+
+/// The samples of `split` of a dataset folder, or of the synthetic set with
+/// its default [`TRAIN_IMAGES`](super::synthetic::TRAIN_IMAGES) when `source`
+/// is `None`, read lazily (one entry in memory at a time).
+///
+/// # Errors
+///
+/// Layout errors (a missing folder, an empty split), up front.
+pub fn split_samples(
+    source: Option<(DatasetKind, &Path)>,
+    split: Split,
+    opts: &LoadOptions,
+) -> Result<SampleIter> {
+    let Some((kind, dir)) = source else {
+        let images = super::synthetic::SyntheticRetina::default()
+            .split(split, super::synthetic::TRAIN_IMAGES)?;
+        return Ok(Box::new(images.into_iter().map(Ok)));
+    };
+    let entries = kind.entries(dir, split, opts)?;
+    let opts = opts.clone();
+    Ok(Box::new(entries.into_iter().flat_map(
+        move |e| match e.load(&opts) {
+            Ok(samples) => samples.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(err) => vec![Err(err)],
+        },
+    )))
 }
 
 impl fmt::Display for DatasetKind {
@@ -230,6 +261,43 @@ impl Default for LoadOptions {
             hu_window: HU_WINDOW,
             nifti_axis: 2,
         }
+    }
+}
+
+impl LoadOptions {
+    /// Checks every setting's range.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the setting: a zero pixel limit, a label
+    /// threshold outside (0, 1), a CT window that is not finite and
+    /// increasing, a NIfTI axis other than 0, 1 or 2.
+    pub fn validate(&self) -> Result<()> {
+        if self.limits.max_pixels == 0 {
+            return Err(Error::invalid("pixel limit", "must be positive"));
+        }
+        if let LabelRule::Threshold(t) = self.label_rule
+            && !(t > 0.0 && t < 1.0)
+        {
+            return Err(Error::invalid(
+                "label threshold",
+                format!("{t}: expected a fraction of the full scale in (0, 1)"),
+            ));
+        }
+        let (lo, hi) = self.hu_window;
+        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+            return Err(Error::invalid(
+                "CT window",
+                format!("{lo}..{hi}: expected finite Hounsfield units, low below high"),
+            ));
+        }
+        if self.nifti_axis > 2 {
+            return Err(Error::invalid(
+                "NIfTI slice axis",
+                format!("{}: expected 0, 1 or 2", self.nifti_axis),
+            ));
+        }
+        Ok(())
     }
 }
 

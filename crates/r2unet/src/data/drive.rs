@@ -32,7 +32,7 @@ pub fn entries(dir: &Path, split: Split, opts: &LoadOptions) -> Result<Vec<Entry
     if opts.annotator == Annotator::Second && split == Split::Train {
         return Err(layout(
             dir,
-            "DRIVE's second observer (2nd_manual) labelled only the test images: use --annotator first for training",
+            "DRIVE's second observer (2nd_manual) labelled only the test images: train with the first annotator's labels",
         ));
     }
     let root = dir.join(part);

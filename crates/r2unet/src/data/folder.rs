@@ -40,7 +40,7 @@ pub(crate) fn split_root(dir: &Path, split: Split) -> Result<PathBuf> {
     match (has_splits, split) {
         (true, Split::All) => Err(layout(
             dir,
-            "has train/val/test folders: choose --split train, val or test",
+            "has train/val/test folders: choose the split train, val or test",
         )),
         (true, _) => {
             let root = dir.join(split.name());
@@ -51,7 +51,7 @@ pub(crate) fn split_root(dir: &Path, split: Split) -> Result<PathBuf> {
         (false, _) => Err(layout(
             dir,
             format!(
-                "has no {split}/ folder; a flat images/ + masks/ folder is one split: use --split all"
+                "has no {split}/ folder; a flat images/ + masks/ folder is one split: use the split `all`"
             ),
         )),
     }

@@ -8,7 +8,8 @@ use std::fs::File;
 use std::io::{BufReader, Cursor, Read};
 use std::path::Path;
 
-use image::{DynamicImage, ImageReader, Limits};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use serde::{Deserialize, Serialize};
 
 use super::image::{Image, Mask};
@@ -94,29 +95,79 @@ fn read_bytes(path: &Path, limits: ReadLimits) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Decodes any supported format (PNG, JPEG, GIF, BMP, TIFF, PPM/PGM, also
-/// gzip-compressed), checking the header against `limits` first.
-fn decode(path: &Path, limits: ReadLimits) -> Result<DynamicImage> {
+/// Whether `bytes` start like a BigTIFF (version 43), which the format
+/// guess does not recognise but the TIFF decoder reads.
+fn is_bigtiff(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"II\x2b\x00") || bytes.starts_with(b"MM\x00\x2b")
+}
+
+/// Whether JPEG `bytes` lack their end-of-image marker (trailing zero
+/// padding ignored): the file was cut short, and the decoder fills in what
+/// is missing without an error.
+fn jpeg_truncated(bytes: &[u8]) -> bool {
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    !bytes[..end].ends_with(&[0xff, 0xd9])
+}
+
+/// Decodes any supported format (PNG, JPEG, GIF, BMP, TIFF including
+/// BigTIFF, PPM/PGM, also gzip-compressed), checking the header against
+/// `limits` first, and turns it as its EXIF orientation says (as viewers show
+/// it). Returns warnings about data the decoder accepted but should not have
+/// (a truncated JPEG).
+fn decode(path: &Path, limits: ReadLimits) -> Result<(DynamicImage, Vec<String>)> {
     let bytes = read_bytes(path, limits)?;
-    let reader = || {
+    if bytes.is_empty() {
+        return Err(image_error(path, "the file is empty (0 bytes)"));
+    }
+    let reader = || -> Result<ImageReader<Cursor<&Vec<u8>>>> {
+        if is_bigtiff(&bytes) {
+            return Ok(ImageReader::with_format(
+                Cursor::new(&bytes),
+                ImageFormat::Tiff,
+            ));
+        }
         ImageReader::new(Cursor::new(&bytes))
             .with_guessed_format()
             .map_err(|e| image_error(path, e))
     };
     let first = reader()?;
-    if first.format().is_none() {
+    let Some(format) = first.format() else {
         return Err(image_error(
             path,
             "unsupported or unrecognised format (expected PNG, JPEG, GIF, BMP, TIFF, PPM/PGM, optionally .gz)",
         ));
-    }
+    };
     let (w, h) = first.into_dimensions().map_err(|e| image_error(path, e))?;
     check_size(path, w as u64, h as u64, limits)?;
-    let mut reader = reader()?;
+    let mut decoder = reader()?.into_decoder().map_err(|e| image_error(path, e))?;
     let mut caps = Limits::default();
     caps.max_alloc = Some(limits.max_pixels.saturating_mul(16).max(1 << 24));
-    reader.limits(caps);
-    reader.decode().map_err(|e| image_error(path, e))
+    decoder.set_limits(caps).map_err(|e| image_error(path, e))?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e))?;
+    image.apply_orientation(orientation);
+    let mut warnings = Vec::new();
+    if format == ImageFormat::Jpeg && jpeg_truncated(&bytes) {
+        warnings.push(format!(
+            "{}: the JPEG data ends before its end-of-image marker (a truncated file?); \
+             the missing part of the picture was filled in by the decoder",
+            path.display()
+        ));
+    }
+    Ok((image, warnings))
+}
+
+/// The divisor that maps 16-bit samples to `[0, 1]`: the full scale of the
+/// smallest of 8, 10, 12, 14 or 16 bits that holds `max`. Cameras and
+/// scanners store 10-, 12- and 14-bit data in 16-bit containers (a 12-bit
+/// picture peaks at 4,095, not 65,535); scaled by the container alone such a
+/// picture would read 16 times darker than the same picture at full scale.
+pub fn sixteen_bit_scale(max: u16) -> f32 {
+    [8u32, 10, 12, 14, 16]
+        .into_iter()
+        .map(|bits| ((1u32 << bits) - 1) as f32)
+        .find(|&full| f32::from(max) <= full)
+        .unwrap_or(65535.0)
 }
 
 /// Reads a photograph (or any 8/16-bit image) as grey (1 channel) or RGB (3),
@@ -126,16 +177,36 @@ fn decode(path: &Path, limits: ReadLimits) -> Result<DynamicImage> {
 ///
 /// [`Error::Io`], [`Error::Image`] or [`Error::TooLarge`] naming `path`.
 pub fn read_image(path: &Path, limits: ReadLimits) -> Result<Image> {
-    let img = decode(path, limits)?;
+    read_image_checked(path, limits).map(|(image, _)| image)
+}
+
+/// [`read_image`], also returning warnings about the file that did not stop
+/// it from being read (a truncated JPEG), each naming the file.
+///
+/// # Errors
+///
+/// As [`read_image`].
+pub fn read_image_checked(path: &Path, limits: ReadLimits) -> Result<(Image, Vec<String>)> {
+    let (img, warnings) = decode(path, limits)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let color = img.color();
-    if color.has_color() {
-        let data = img.to_rgb32f().into_raw();
-        Ok(Image::new(w, h, 3, data))
+    let channels = if color.has_color() { 3 } else { 1 };
+    let sixteen_bit = color.bytes_per_pixel() == 2 * color.channel_count();
+    let data = if sixteen_bit {
+        // Scaled by the bit depth the data uses, not the container's.
+        let raw = if channels == 3 {
+            img.to_rgb16().into_raw()
+        } else {
+            img.to_luma16().into_raw()
+        };
+        let full = sixteen_bit_scale(raw.iter().copied().max().unwrap_or(0));
+        raw.into_iter().map(|v| f32::from(v) / full).collect()
+    } else if channels == 3 {
+        img.to_rgb32f().into_raw()
     } else {
-        let data = img.to_luma32f().into_raw();
-        Ok(Image::new(w, h, 1, data))
-    }
+        img.to_luma32f().into_raw()
+    };
+    Ok((Image::new(w, h, channels, data), warnings))
 }
 
 /// Reads a label or field-of-view mask as 0/1 (colour masks are converted to grey).
@@ -145,7 +216,7 @@ pub fn read_image(path: &Path, limits: ReadLimits) -> Result<Image> {
 /// As [`read_image`], and [`Error::NonBinaryLabel`] listing the values when
 /// `rule` is [`LabelRule::Binary`] and the file holds more than two values.
 pub fn read_mask(path: &Path, limits: ReadLimits, rule: LabelRule) -> Result<Mask> {
-    let img = decode(path, limits)?;
+    let (img, _) = decode(path, limits)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let eight_bit = img.color().bytes_per_pixel() == img.color().channel_count();
     let (values, full_scale): (Vec<u16>, f32) = if eight_bit {

@@ -4,6 +4,7 @@
 pub mod augment;
 pub mod chase;
 pub mod check;
+pub mod clahe;
 pub mod dataset;
 pub mod drive;
 pub mod folder;
@@ -19,7 +20,9 @@ pub mod sample;
 pub mod stare;
 pub mod synthetic;
 
-pub use dataset::{Annotator, DatasetKind, Entry, FovChoice, LoadOptions, Split};
+pub use dataset::{
+    Annotator, DatasetKind, Entry, FovChoice, LoadOptions, SampleIter, Split, split_samples,
+};
 pub use image::{Image, Mask};
 pub use io::{LabelRule, ReadLimits};
 pub use sample::{FovSource, Sample};

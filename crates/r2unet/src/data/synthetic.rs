@@ -13,8 +13,19 @@ use std::f32::consts::{FRAC_PI_2, TAU};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::dataset::Split;
 use super::image::{Image, Mask};
 use super::sample::{FovSource, Sample};
+use crate::error::{Error, Result};
+
+/// Images of the synthetic test split.
+pub const TEST_IMAGES: usize = 6;
+/// First seed of the synthetic test images (training uses seeds from
+/// `seed * 1000` on, far below).
+pub const TEST_SEED: u64 = 1 << 32;
+/// Training images of the synthetic set unless a count is given (`train`
+/// and `demo` default to it).
+pub const TRAIN_IMAGES: usize = 12;
 
 /// Short side (pixels) at which `vessel_width` is given; widths scale linearly
 /// with the image so the vessel fraction does not depend on its size.
@@ -83,6 +94,23 @@ impl SyntheticRetina {
         (0..count as u64)
             .map(|i| self.sample(first_seed.wrapping_add(i)))
             .collect()
+    }
+
+    /// A split of the synthetic set: `train` is the `train_images` images a
+    /// run with seed 0 trains on, `test` the [`TEST_IMAGES`] unseen ones.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for `val` and `all`, which the synthetic set lacks.
+    pub fn split(&self, split: Split, train_images: usize) -> Result<Vec<Sample>> {
+        match split {
+            Split::Train => Ok(self.dataset(train_images, 0)),
+            Split::Test => Ok(self.dataset(TEST_IMAGES, TEST_SEED)),
+            Split::Val | Split::All => Err(Error::invalid(
+                "the synthetic set",
+                format!("has no `{split}` split: use train or test"),
+            )),
+        }
     }
 }
 

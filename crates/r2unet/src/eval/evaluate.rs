@@ -15,9 +15,9 @@ use crate::data::Sample;
 use crate::data::preprocess::resize_image;
 use crate::error::{Error, Result};
 use crate::infer::Inference;
+use crate::model::Preprocess;
 use crate::model::UNet;
 use crate::threads::map_in_threads;
-use crate::train::Preprocess;
 
 /// Points kept of the ROC and PR curves in a report.
 pub const CURVE_POINTS: usize = 400;
@@ -107,6 +107,33 @@ impl Default for EvalOptions {
             seed: 0,
             concurrent_images: 2,
         }
+    }
+}
+
+impl EvalOptions {
+    /// Checks every setting's range.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the setting: a threshold outside (0, 1),
+    /// zero concurrent images.
+    pub fn validate(&self) -> Result<()> {
+        for (what, t) in std::iter::once(("threshold", self.threshold)).chain(
+            self.tuned
+                .as_ref()
+                .map(|t| ("tuned threshold", t.threshold)),
+        ) {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(Error::invalid(
+                    what,
+                    format!("{t}: expected a value in (0, 1)"),
+                ));
+            }
+        }
+        if self.concurrent_images == 0 {
+            return Err(Error::invalid("concurrent images", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 
@@ -245,6 +272,7 @@ pub fn evaluate(
     device: &Device,
     on_image: &mut dyn FnMut(&Sample, &[f32]) -> Result<()>,
 ) -> Result<EvalReport> {
+    opts.validate()?;
     let mut pooled_roc = RocAccumulator::new();
     let mut hists = Vec::new();
     let mut fixed = ThresholdCounts::new(opts.threshold, "fixed".into());

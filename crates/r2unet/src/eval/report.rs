@@ -6,10 +6,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::bootstrap::Interval;
-use super::evaluate::{AtThreshold, EvalReport};
+use super::evaluate::{AtThreshold, EvalOptions, EvalReport, evaluate};
 use crate::atomic::write_atomic;
 use crate::data::Sample;
+use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::model::{Preprocess, UNet};
 use crate::plot::{Chart, Series, write_png};
 use crate::render::{error_overlay, mask_png, probability_png, rgb_png};
 
@@ -27,6 +29,48 @@ pub fn file_stem(id: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Where a report goes: its folder, whether per-image pictures are written,
+/// and the title of report.md.
+pub struct ReportOut<'a> {
+    /// The report folder (created if missing).
+    pub dir: &'a Path,
+    /// Whether the per-image PNGs of [`write_pictures`] are written.
+    pub pictures: bool,
+    /// The title of report.md.
+    pub title: String,
+}
+
+/// [`evaluate`], writing the per-image pictures as each image is done and
+/// the report files at the end into `out`.
+///
+/// # Errors
+///
+/// As [`evaluate`]; I/O errors naming the file.
+pub fn evaluate_into(
+    model: &UNet,
+    preprocess: &Preprocess,
+    samples: impl IntoIterator<Item = Result<Sample>>,
+    opts: &EvalOptions,
+    out: Option<&ReportOut<'_>>,
+    device: &Device,
+) -> Result<EvalReport> {
+    if let Some(out) = out {
+        std::fs::create_dir_all(out.dir).map_err(|e| Error::io(out.dir, e))?;
+    }
+    let threshold = opts.threshold;
+    let mut on_image = |sample: &Sample, probs: &[f32]| -> Result<()> {
+        match out {
+            Some(out) if out.pictures => write_pictures(out.dir, sample, probs, threshold),
+            _ => Ok(()),
+        }
+    };
+    let report = evaluate(model, preprocess, samples, opts, device, &mut on_image)?;
+    if let Some(out) = out {
+        write_report(out.dir, &report, &out.title)?;
+    }
+    Ok(report)
 }
 
 /// Writes `<id>_prob.png` (16-bit), `<id>_mask.png` (`prob >= threshold`

@@ -9,6 +9,7 @@ mod block;
 mod config;
 mod layout;
 mod norm;
+mod preprocess;
 mod state;
 mod summary;
 mod unet;
@@ -18,6 +19,7 @@ pub use block::{Block, Rcl};
 pub use config::{Architecture, BlockKind, BnMode, Preset, UNetConfig};
 pub use layout::TorchLayout;
 pub use norm::BatchNorm2d;
+pub use preprocess::{PREPROCESS_KEY, Preprocess};
 pub(crate) use state::tensor_values;
 pub use state::{
     NamedTensor, config_path, import_weights, import_weights_bytes, load_model, load_model_bytes,

@@ -17,9 +17,9 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
-use super::prepare::Preprocess;
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
+use crate::model::Preprocess;
 use crate::model::{UNet, config_path, load_model};
 use crate::plot::{Chart, Series, write_png};
 

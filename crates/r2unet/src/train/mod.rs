@@ -10,5 +10,4 @@ pub mod trainer;
 
 pub use checkpoint::{EpochRecord, RunDir, RunState};
 pub use config::{LossKind, Schedule, TrainConfig};
-pub use prepare::Preprocess;
 pub use trainer::{Event, Outcome, Trainer};

@@ -25,11 +25,12 @@ use super::checkpoint::{EpochRecord, RunDir, RunState};
 use super::config::{LossKind, Schedule, TrainConfig};
 use super::loss::{bce_with_logits, dice_with_logits};
 use super::parallel::{shard_ranges, sharded_gradients};
-use super::prepare::{Preprocess, prepare, training_samples};
+use super::prepare::{prepare, training_samples};
 use crate::data::augment::Augment;
 use crate::data::patches::{PatchBatch, PatchBatcher, PatchConfig, PatchDataset, sample_patches};
 use crate::error::{Error, Result};
 use crate::eval::{Confusion, RocAccumulator, ZeroDivision};
+use crate::model::Preprocess;
 use crate::model::{UNet, load_weights};
 
 /// What the loop reports to whoever drives it (the CLI prints it).
@@ -96,7 +97,7 @@ impl Trainer {
             return Err(Error::invalid(
                 "run folder",
                 format!(
-                    "{} already holds a run; use --resume to continue it or choose another --out",
+                    "{} already holds a run: resume it, or train into another folder",
                     dir.0.display()
                 ),
             ));
@@ -299,7 +300,7 @@ impl Trainer {
                     return Err(Error::invalid(
                         "training",
                         format!(
-                            "loss became {value} at epoch {epoch}, step {}; the last good checkpoint in {} is kept (try a lower --lr)",
+                            "loss became {value} at epoch {epoch}, step {}; the last good checkpoint in {} is kept (try a lower learning rate)",
                             step + 1,
                             self.dir.0.display()
                         ),

@@ -126,7 +126,7 @@ fn user_folder_pairs_by_stem_and_reads_16_bit() {
     let err = DatasetKind::Folder
         .entries(dir.path(), Split::Test, &LoadOptions::default())
         .unwrap_err();
-    assert!(err.to_string().contains("--split all"), "{err}");
+    assert!(err.to_string().contains("the split `all`"), "{err}");
 }
 
 fn expect_error(result: Result<Vec<r2unet::data::Sample>, Error>, names: &str, says: &str) {

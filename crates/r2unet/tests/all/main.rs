@@ -2,6 +2,7 @@
 
 mod data_files;
 mod data_real;
+mod image_files;
 mod import;
 mod model_shapes;
 mod parity;

@@ -1,8 +1,8 @@
 //! Preprocessing against reference implementations.
 
 use r2unet::data::ReadLimits;
+use r2unet::data::clahe::clahe;
 use r2unet::data::io::read_image;
-use r2unet::data::preprocess::clahe;
 
 /// OpenCV 4.10 `createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply()` on
 /// seeded synthetic images (`scripts/export_clahe_fixture.py`), one size that

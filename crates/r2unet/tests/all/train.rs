@@ -210,7 +210,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     let err = Trainer::new(tiny_config(2), RunDir(broken), &Device::flex())
         .err()
         .unwrap();
-    assert!(err.to_string().contains("--resume"), "{err}");
+    assert!(err.to_string().contains("already holds a run"), "{err}");
 }
 
 /// A finished one-epoch run with the bytes of its checkpoint, to show later
@@ -414,7 +414,7 @@ fn whole_image_tasks_train_on_resized_rgb_images() {
     };
     assert_eq!(
         state.preprocess,
-        r2unet::train::Preprocess::Resize { size: 32 }
+        r2unet::model::Preprocess::Resize { size: 32 }
     );
     assert_eq!(state.history.len(), 2);
     let model =

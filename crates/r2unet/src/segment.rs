@@ -1,0 +1,388 @@
+//! A trained model as a user holds it: the network with the preprocessing it
+//! was trained with, loaded from a weights file, a run folder or a shipped
+//! name, and what it does to raw images (probability maps, masks, the three
+//! PNGs `predict` writes). The CLI's `eval`, `predict`, `demo` and
+//! `reproduce` and the Python package all go through this type.
+
+use std::path::{Path, PathBuf};
+
+use crate::atomic::write_atomic;
+use crate::data::fov::compute_fov;
+use crate::data::io::read_image_checked;
+use crate::data::preprocess::luminance;
+use crate::data::{FovSource, Image, Mask, ReadLimits, Sample};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::eval::evaluate::probability_map;
+use crate::eval::report::file_stem;
+use crate::infer::Inference;
+use crate::model::{Preprocess, UNet, load_model, load_model_bytes};
+use crate::render::{mask_overlay, mask_png, probability_png, rgb_png};
+use crate::train::RunDir;
+
+/// Weights built into the library, by name: the R2U-Net trained on DRIVE,
+/// for fundus photographs.
+pub const SHIPPED: &[(&str, &[u8])] = &[(
+    "drive",
+    include_bytes!("../../../weights/drive-r2unet.safetensors"),
+)];
+
+/// The preprocessing recorded with a weights file: in its metadata, else in
+/// the `state.json` of the run folder it sits in; `None` if neither.
+fn preprocess_of_weights(weights: &Path) -> Result<Option<Preprocess>> {
+    if let Some(p) = Preprocess::of_file(weights)? {
+        return Ok(Some(p));
+    }
+    let run = RunDir(weights.parent().unwrap_or(Path::new(".")).to_path_buf());
+    if run.state().is_file() {
+        return Ok(Some(run.read_state()?.preprocess));
+    }
+    Ok(None)
+}
+
+/// A network with the preprocessing it was trained with.
+pub struct TrainedModel {
+    /// The network.
+    pub model: UNet,
+    /// How raw images become its inputs.
+    pub preprocess: Preprocess,
+    /// Where it came from (a path, or `shipped weights drive`), for messages.
+    pub source: String,
+}
+
+/// Where the field of view of a raw image comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FovMode {
+    /// Computed for fundus models (retina preprocessing), the whole image otherwise.
+    Auto,
+    /// The whole image.
+    Whole,
+    /// This mask, which must have the image's size.
+    Mask(Mask),
+}
+
+/// What [`TrainedModel::segment`] gives for one raw image.
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    /// The image as the model saw it before preprocessing (channels fitted).
+    pub image: Image,
+    /// The field of view used.
+    pub fov: Mask,
+    /// Foreground probabilities at the image's size, 0 outside the FOV.
+    pub probabilities: Vec<f32>,
+    /// `probability >= threshold`, 0/1.
+    pub mask: Vec<u8>,
+}
+
+impl Segmentation {
+    /// Width in pixels.
+    pub fn width(&self) -> usize {
+        self.image.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> usize {
+        self.image.height
+    }
+
+    /// The fraction of FOV pixels segmented as foreground.
+    pub fn foreground_fraction(&self) -> f64 {
+        let inside = self.fov.count().max(1);
+        self.mask.iter().filter(|&&m| m != 0).count() as f64 / inside as f64
+    }
+
+    /// Writes `<stem>_prob.png` (16-bit), `<stem>_mask.png` and
+    /// `<stem>_overlay.png` into `dir` (each written whole or not at all);
+    /// returns their paths in that order.
+    ///
+    /// # Errors
+    ///
+    /// Encoding or I/O errors naming the file.
+    pub fn write_pngs(&self, dir: &Path, stem: &str) -> Result<[PathBuf; 3]> {
+        let (w, h) = (self.width(), self.height());
+        let at = |suffix: &str| dir.join(format!("{stem}_{suffix}.png"));
+        let paths = [at("prob"), at("mask"), at("overlay")];
+        write_atomic(&paths[0], &probability_png(&self.probabilities, w, h)?)?;
+        write_atomic(&paths[1], &mask_png(&self.mask, w, h)?)?;
+        let overlay = mask_overlay(&self.image, &self.mask, Some(&self.fov.data));
+        write_atomic(&paths[2], &rgb_png(&overlay)?)?;
+        Ok(paths)
+    }
+}
+
+impl TrainedModel {
+    /// The model in a weights file (safetensors with its preprocessing
+    /// recorded, as `r2unet export` writes, or a checkpoint in a run folder).
+    ///
+    /// # Errors
+    ///
+    /// Unreadable or invalid weights; no preprocessing recorded.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let model = load_model(path, device)?;
+        let preprocess = preprocess_of_weights(path)?.ok_or_else(|| Error::Config {
+            path: path.to_path_buf(),
+            reason: "no preprocessing recorded in the file or a run folder beside it; \
+                     export the run with `r2unet export --run RUN_DIR -o FILE`"
+                .into(),
+        })?;
+        Ok(Self {
+            model,
+            preprocess,
+            source: path.display().to_string(),
+        })
+    }
+
+    /// The best (highest validation AUC) or last checkpoint of a training run folder.
+    ///
+    /// # Errors
+    ///
+    /// As [`TrainedModel::load`].
+    pub fn from_run(dir: &Path, best: bool, device: &Device) -> Result<Self> {
+        let run = RunDir(dir.to_path_buf());
+        Self::load(&if best { run.best() } else { run.last() }, device)
+    }
+
+    /// A model shipped inside the library (see [`SHIPPED`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for an unknown name.
+    pub fn shipped(name: &str, device: &Device) -> Result<Self> {
+        let bytes = SHIPPED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+                Error::invalid(
+                    format!("shipped model `{name}`"),
+                    format!("the shipped models are {}", names.join(", ")),
+                )
+            })?;
+        let source = format!("shipped weights {name}");
+        let label = Path::new(&source);
+        let model = load_model_bytes(bytes, label, device)?;
+        let preprocess = Preprocess::of_bytes(bytes, label)?.ok_or_else(|| Error::Config {
+            path: label.to_path_buf(),
+            reason: "no preprocessing recorded".into(),
+        })?;
+        Ok(Self {
+            model,
+            preprocess,
+            source,
+        })
+    }
+
+    /// A shipped name (`drive`) or else a weights file path.
+    ///
+    /// # Errors
+    ///
+    /// As [`TrainedModel::load`]; a name that is neither shipped nor a file.
+    pub fn open(name_or_path: &str, device: &Device) -> Result<Self> {
+        if SHIPPED.iter().any(|(n, _)| *n == name_or_path) {
+            return Self::shipped(name_or_path, device);
+        }
+        Self::load(Path::new(name_or_path), device)
+    }
+
+    /// Whether the model was trained with the fundus (retina) preprocessing.
+    pub fn is_retina(&self) -> bool {
+        matches!(self.preprocess, Preprocess::Retina { .. })
+    }
+
+    /// `image` converted to the model's channel count (grey repeated to RGB,
+    /// RGB to BT.601 grey); the retina preprocessing makes its own grey.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a channel count the model cannot take.
+    pub fn fit_channels(&self, image: Image) -> Result<Image> {
+        let channels = self.model.config.in_channels;
+        if self.is_retina() || image.channels == channels {
+            return Ok(image);
+        }
+        match (image.channels, channels) {
+            (3, 1) => Ok(luminance(&image)),
+            (1, 3) => {
+                let data = image.data.iter().flat_map(|&v| [v, v, v]).collect();
+                Ok(Image::new(image.width, image.height, 3, data))
+            }
+            (have, want) => Err(Error::invalid(
+                "image",
+                format!("{have} channels; the model takes {want}"),
+            )),
+        }
+    }
+
+    /// The field of view of `image` under `mode`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] when a given mask's size differs from the image's.
+    pub fn fov(&self, image: &Image, mode: &FovMode) -> Result<Mask> {
+        let (w, h) = (image.width, image.height);
+        match mode {
+            FovMode::Auto if self.is_retina() => Ok(compute_fov(image)),
+            FovMode::Auto | FovMode::Whole => Ok(Mask::filled(w, h, 1)),
+            FovMode::Mask(mask) if (mask.width, mask.height) == (w, h) => Ok(mask.clone()),
+            FovMode::Mask(mask) => Err(Error::invalid(
+                "field-of-view mask",
+                format!(
+                    "{}x{} pixels; the image is {w}x{h}",
+                    mask.width, mask.height
+                ),
+            )),
+        }
+    }
+
+    /// Probability map and mask of a raw image (values in `[0, 1]`, as the
+    /// loaders give them), named `id` in errors.
+    ///
+    /// # Errors
+    ///
+    /// Channel or FOV mismatches, images too small for the preprocessing,
+    /// [`Error::Invalid`] for a threshold outside (0, 1).
+    pub fn segment(
+        &self,
+        id: &str,
+        image: Image,
+        fov: &FovMode,
+        threshold: f32,
+        inference: &Inference,
+        device: &Device,
+    ) -> Result<Segmentation> {
+        if !(threshold > 0.0 && threshold < 1.0) {
+            return Err(Error::invalid(
+                "threshold",
+                format!("{threshold}: expected a value in (0, 1)"),
+            ));
+        }
+        let fov = self.fov(&image, fov)?;
+        let image = self.fit_channels(image)?;
+        let (w, h) = (image.width, image.height);
+        let sample = Sample {
+            id: id.to_string(),
+            label: Mask::filled(w, h, 0),
+            fov,
+            fov_source: FovSource::Computed,
+            image,
+        };
+        let mut probabilities =
+            probability_map(&self.model, &self.preprocess, inference, &sample, device)?;
+        for (p, &f) in probabilities.iter_mut().zip(&sample.fov.data) {
+            if f == 0 {
+                *p = 0.0;
+            }
+        }
+        let mask = probabilities
+            .iter()
+            .map(|&p| u8::from(p >= threshold))
+            .collect();
+        Ok(Segmentation {
+            image: sample.image,
+            fov: sample.fov,
+            probabilities,
+            mask,
+        })
+    }
+}
+
+/// Everything [`TrainedModel::segment_file`] needs besides the model.
+#[derive(Debug, Clone)]
+pub struct PredictOptions {
+    /// Probability threshold of the mask, in (0, 1).
+    pub threshold: f32,
+    /// Where the field of view comes from.
+    pub fov: FovMode,
+    /// How probability maps are produced.
+    pub inference: Inference,
+    /// Refuse images whose header claims more pixels than this.
+    pub limits: ReadLimits,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            fov: FovMode::Auto,
+            inference: Inference::default(),
+            limits: ReadLimits::default(),
+        }
+    }
+}
+
+/// What segmenting one file wrote.
+#[derive(Debug, Clone)]
+pub struct FileResult {
+    /// The input file.
+    pub input: PathBuf,
+    /// `<stem>_prob.png`, `<stem>_mask.png`, `<stem>_overlay.png`.
+    pub outputs: [PathBuf; 3],
+    /// Width and height in pixels.
+    pub size: (usize, usize),
+    /// The fraction of FOV pixels segmented as foreground.
+    pub foreground_fraction: f64,
+    /// What was wrong with the file without stopping it from being
+    /// segmented (a truncated JPEG), each naming the file.
+    pub warnings: Vec<String>,
+}
+
+/// The output stem of an input file: its name without `.gz` and the image
+/// extension, made safe as a file name.
+pub fn output_stem(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map_or("image".into(), |s| s.to_string_lossy().into_owned());
+    let base = name.strip_suffix(".gz").unwrap_or(&name);
+    let stem = base.rsplit_once('.').map_or(base, |(stem, _)| stem);
+    file_stem(if stem.is_empty() { base } else { stem })
+}
+
+impl TrainedModel {
+    /// Reads the image file `path`, segments it and writes the three PNGs of
+    /// [`Segmentation::write_pngs`] into `out_dir` under [`output_stem`].
+    ///
+    /// # Errors
+    ///
+    /// Read, segmentation and write errors, each naming `path` or the output file.
+    pub fn segment_file(
+        &self,
+        path: &Path,
+        out_dir: &Path,
+        opts: &PredictOptions,
+        device: &Device,
+    ) -> Result<FileResult> {
+        let (image, warnings) = read_image_checked(path, opts.limits)?;
+        let stem = output_stem(path);
+        let seg = self
+            .segment(
+                &stem,
+                image,
+                &opts.fov,
+                opts.threshold,
+                &opts.inference,
+                device,
+            )
+            .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))?;
+        let outputs = seg.write_pngs(out_dir, &stem)?;
+        Ok(FileResult {
+            input: path.to_path_buf(),
+            outputs,
+            size: (seg.width(), seg.height()),
+            foreground_fraction: seg.foreground_fraction(),
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_stems_drop_gz_and_the_extension() {
+        assert_eq!(output_stem(Path::new("a/01_test.tif")), "01_test");
+        assert_eq!(output_stem(Path::new("im0001.ppm.gz")), "im0001");
+        assert_eq!(output_stem(Path::new(".png")), ".png");
+    }
+}
