@@ -1,0 +1,12 @@
+from ._r2unet import (
+    Model as Model,
+    load as load,
+    metrics as metrics,
+    output_stem as output_stem,
+    read_image_file as read_image,
+    read_mask_file as read_mask,
+    shipped_models as shipped_models,
+    train as train,
+)
+
+__version__: str

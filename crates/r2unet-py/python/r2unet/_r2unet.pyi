@@ -1,0 +1,102 @@
+"""Type stubs of the native module behind the ``r2unet`` package."""
+
+import os
+from typing import Any, Literal, Optional, Union
+
+import numpy as np
+import numpy.typing as npt
+
+_Image = Union[
+    npt.NDArray[np.uint8], npt.NDArray[np.uint16], npt.NDArray[np.float32]
+]
+_Fov = Union[Literal["auto", "none"], npt.NDArray[np.bool_], npt.NDArray[np.uint8]]
+_Path = Union[str, os.PathLike[str]]
+
+class Model:
+    """A trained model: the network and the preprocessing it was trained with."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def architecture(self) -> str: ...
+    @property
+    def in_channels(self) -> int: ...
+    @property
+    def parameters(self) -> int: ...
+    @property
+    def preprocess(self) -> dict[str, Any]: ...
+    def predict(
+        self, image: _Image, fov: Optional[_Fov] = None, tta: bool = False
+    ) -> npt.NDArray[np.float32]:
+        """Foreground probabilities, float32 HxW, 0 outside the field of view.
+
+        ``image``: HxW or HxWxC (C = 1, 3 or 4; alpha ignored) of uint8,
+        uint16 or float32 in [0, 1]. ``fov``: "auto" (computed for fundus
+        models, whole image otherwise; the default), "none", or an HxW 0/1
+        mask. ``tta``: average over the four flips. Raises ValueError for a
+        bad array (dtype, shape, NaN, empty, out of range).
+        """
+    def segment(
+        self,
+        image: _Image,
+        threshold: float = 0.5,
+        fov: Optional[_Fov] = None,
+        tta: bool = False,
+    ) -> npt.NDArray[np.uint8]:
+        """The mask ``predict(image) >= threshold`` as uint8 HxW, 0/1."""
+    def segment_file(
+        self,
+        path: _Path,
+        out_dir: _Path,
+        threshold: float = 0.5,
+        fov: str = "auto",
+    ) -> dict[str, Any]:
+        """Writes ``<stem>_{prob,mask,overlay}.png`` into ``out_dir`` as
+        ``r2unet predict`` does; returns the paths, size and foreground
+        fraction. ``fov``: "auto", "none" or a mask file path."""
+
+def load(model: str = "drive", device: str = "cpu") -> Model:
+    """A shipped model by name (``"drive"``) or a weights file path."""
+
+def shipped_models() -> list[str]:
+    """Names accepted by ``load`` without a file."""
+
+def read_image_file(path: _Path) -> npt.NDArray[np.float32]:
+    """An image file as r2unet reads it: float32 in [0, 1], HxW or HxWx3."""
+
+def read_mask_file(path: _Path) -> npt.NDArray[np.uint8]:
+    """A label or mask file as r2unet reads it: uint8 0/1, HxW."""
+
+def metrics(
+    prob: npt.NDArray[np.floating[Any]],
+    label: npt.NDArray[Any],
+    fov: Optional[npt.NDArray[Any]] = None,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Sensitivity, specificity, precision, accuracy, f1 (= dice), jaccard,
+    auc, average_precision and tp/fp/tn/fn inside ``fov``, as ``r2unet eval``
+    reports them per image."""
+
+def train(
+    out: _Path,
+    dataset: str = "synthetic",
+    data: Optional[_Path] = None,
+    model: str = "r2unet",
+    epochs: int = 10,
+    patches_per_image: int = 600,
+    patch_size: Optional[int] = None,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    synthetic_images: int = 20,
+    augment: bool = True,
+    val_fraction: float = 0.1,
+    resume: bool = False,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Trains into the run folder ``out`` (``resume=True`` continues it),
+    logging progress to the ``r2unet`` logger; returns the final run state.
+    Ctrl-C writes a checkpoint and raises KeyboardInterrupt."""
+
+def output_stem(path: _Path) -> str:
+    """The stem of the files ``segment_file`` writes for ``path``."""
