@@ -568,3 +568,39 @@ fn the_paper_protocol_refuses_a_budget_flag() {
     );
     assert!(!tmp.path().join("run").exists());
 }
+
+#[test]
+fn export_writes_onnx_from_a_weights_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../weights/drive-r2unet.safetensors"
+    );
+    let onnx = tmp.path().join("drive.onnx");
+    let out = r2unet(&[
+        "export",
+        "--weights",
+        weights,
+        "--onnx",
+        "--probabilities",
+        "-o",
+        onnx.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ONNX opset 17, probabilities"));
+    let bytes = std::fs::read(&onnx).unwrap();
+    // The weights (612,369 f32 parameters, batch norm folded in) are most of it.
+    assert!(bytes.len() > 2_000_000, "{}", bytes.len());
+    let text = String::from_utf8_lossy(&bytes);
+    for s in ["r2unet_preprocess", "Resize", "probabilities", "height"] {
+        assert!(text.contains(s), "{s}");
+    }
+    // A weights file is already exported: without --onnx there is nothing to do.
+    let out = r2unet(&["export", "--weights", weights, "-o", "x.safetensors"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--onnx"));
+}

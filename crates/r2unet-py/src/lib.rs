@@ -18,7 +18,8 @@ use r2unet::data::{DatasetKind, Image, Mask};
 use r2unet::device::{Device, DeviceChoice};
 use r2unet::eval::confusion::Metrics;
 use r2unet::infer::Inference;
-use r2unet::model::Architecture;
+use r2unet::model::{Architecture, BnMode};
+use r2unet::onnx::OnnxOutput;
 use r2unet::segment::{FovMode, PredictOptions, TrainedModel};
 use r2unet::train::{Event, Outcome, RunDir, Trainer};
 
@@ -317,6 +318,65 @@ impl PyModel {
         Ok(to_numpy(py, h, w, seg.mask))
     }
 
+    /// The network input of an image as the single pass feeds it: float32
+    /// [1, C, H', W'], preprocessed and reflect-padded on the right and bottom
+    /// to a multiple of 2^(depth-1) (crop outputs back to the image's size).
+    fn network_input<'py>(
+        &self,
+        py: Python<'py>,
+        image: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let image = image_of(image, "image")?;
+        let (values, shape) = py
+            .detach(|| self.inner.network_input(image))
+            .map_err(py_err)?;
+        numpy::PyArray1::from_vec(py, values).call_method1("reshape", (shape.to_vec(),))
+    }
+
+    /// The network's logits (eval mode) for a float32 NCHW batch.
+    fn forward<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        as_array(x, "x")?;
+        let a = x.extract::<PyReadonlyArrayDyn<'_, f32>>().map_err(|_| {
+            value_error("x: expected a float32 array of shape [batch, channels, height, width]")
+        })?;
+        let view = a.as_array();
+        let [n, c, h, w] = view.shape()[..] else {
+            return Err(value_error(format!(
+                "x: shape {:?}; expected [batch, channels, height, width]",
+                view.shape()
+            )));
+        };
+        if let Some(bad) = view.iter().find(|v| !v.is_finite()) {
+            return Err(value_error(format!(
+                "x: holds {bad}; expected finite values"
+            )));
+        }
+        let values: Vec<f32> = view.iter().copied().collect();
+        let out_channels = self.inner.model.config.out_channels;
+        let logits = py
+            .detach(|| self.inner.logits(values, [n, c, h, w], &self.device))
+            .map_err(py_err)?;
+        numpy::PyArray1::from_vec(py, logits)
+            .call_method1("reshape", (vec![n, out_channels, h, w],))
+    }
+
+    /// Writes the model as ONNX (opset 17, dynamic batch/height/width, batch
+    /// norm folded; logits, or sigmoid probabilities with `probabilities`).
+    #[pyo3(signature = (path, probabilities = false))]
+    fn export_onnx(&self, py: Python<'_>, path: PathBuf, probabilities: bool) -> PyResult<()> {
+        let output = if probabilities {
+            OnnxOutput::Probabilities
+        } else {
+            OnnxOutput::Logits
+        };
+        py.detach(|| {
+            let bytes =
+                r2unet::onnx::export(&self.inner.model, Some(&self.inner.preprocess), output)?;
+            r2unet::atomic::write_atomic(&path, &bytes)
+        })
+        .map_err(py_err)
+    }
+
     /// Segments an image file and writes `<stem>_prob.png`, `<stem>_mask.png`
     /// and `<stem>_overlay.png` into `out_dir`, as `r2unet predict` does.
     #[pyo3(signature = (path, out_dir, threshold = 0.5, fov = "auto"))]
@@ -493,7 +553,7 @@ fn metrics<'py>(
     out, dataset = "synthetic", data = None, model = "r2unet", epochs = 10,
     patches_per_image = 600, patch_size = None, batch_size = 32, lr = 1e-3,
     seed = 0, synthetic_images = 20, augment = true, val_fraction = 0.1,
-    resume = false, device = "cpu",
+    bn = "per-step", resume = false, device = "cpu",
 ))]
 #[allow(clippy::too_many_arguments)]
 fn train<'py>(
@@ -511,6 +571,7 @@ fn train<'py>(
     synthetic_images: usize,
     augment: bool,
     val_fraction: f32,
+    bn: &str,
     resume: bool,
     device: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -556,6 +617,7 @@ fn train<'py>(
         config.seed = seed;
         config.augment = augment;
         config.val_fraction = val_fraction;
+        config.model.bn = bn.parse::<BnMode>().map_err(py_err)?;
         Trainer::new(config, run, &device).map_err(py_err)?
     };
     let stop = AtomicBool::new(false);

@@ -31,6 +31,7 @@ pub mod infer;
 #[allow(unsafe_code)]
 pub mod kernels;
 pub mod model;
+pub mod onnx;
 pub mod parity;
 pub mod plot;
 pub mod render;

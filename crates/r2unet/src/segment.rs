@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::{Tensor, TensorData};
+
 use crate::atomic::write_atomic;
 use crate::data::fov::compute_fov;
 use crate::data::io::read_image_checked;
@@ -15,7 +17,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::eval::evaluate::probability_map;
 use crate::eval::report::file_stem;
-use crate::infer::Inference;
+use crate::infer::{Inference, reflect_pad};
 use crate::model::{Preprocess, UNet, load_model, load_model_bytes};
 use crate::render::{mask_overlay, mask_png, probability_png, rgb_png};
 use crate::train::RunDir;
@@ -284,6 +286,68 @@ impl TrainedModel {
             probabilities,
             mask,
         })
+    }
+}
+
+impl TrainedModel {
+    /// The network input of a raw image as the single pass feeds it: channels
+    /// fitted, preprocessed, reflect-padded on the right and bottom to a
+    /// multiple of `2^(depth-1)`; NCHW values and their shape (`N = 1`).
+    ///
+    /// # Errors
+    ///
+    /// As [`TrainedModel::segment`].
+    pub fn network_input(&self, image: Image) -> Result<(Vec<f32>, [usize; 4])> {
+        let image = self.fit_channels(image)?;
+        let (w, h) = (image.width, image.height);
+        let sample = Sample {
+            id: "image".into(),
+            label: Mask::filled(w, h, 0),
+            fov: Mask::filled(w, h, 1),
+            fov_source: FovSource::Computed,
+            image,
+        };
+        let input = self.preprocess.apply(&sample)?.image;
+        let m = self.model.config.size_multiple();
+        let (pw, ph) = (input.width.div_ceil(m) * m, input.height.div_ceil(m) * m);
+        Ok((reflect_pad(&input, pw, ph), [1, input.channels, ph, pw]))
+    }
+
+    /// The network's logits (eval mode) for NCHW `values` of `shape`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if the values do not fill the shape, the channels
+    /// differ from the model's, or a side is not a multiple of `2^(depth-1)`.
+    pub fn logits(&self, values: Vec<f32>, shape: [usize; 4], device: &Device) -> Result<Vec<f32>> {
+        let config = &self.model.config;
+        let [n, c, h, w] = shape;
+        let m = config.size_multiple();
+        if values.len() != n * c * h * w || n * h * w == 0 {
+            return Err(Error::invalid(
+                "network input",
+                format!(
+                    "{} values for shape {shape:?}; expected a non-empty NCHW batch",
+                    values.len()
+                ),
+            ));
+        }
+        if c != config.in_channels || !h.is_multiple_of(m) || !w.is_multiple_of(m) {
+            return Err(Error::invalid(
+                "network input",
+                format!(
+                    "shape {shape:?}; expected {} channel(s) and height and width multiples of {m}",
+                    config.in_channels
+                ),
+            ));
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(values, shape), device);
+        self.model
+            .forward(x)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::invalid("model output", format!("{e:?}")))
     }
 }
 
