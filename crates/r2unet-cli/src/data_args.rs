@@ -86,23 +86,7 @@ impl DataArgs {
             Some(t) if (0.0..1.0).contains(&t) => LabelRule::Threshold(t),
             Some(t) => anyhow::bail!("--label-threshold {t}: expected a value in [0, 1)"),
         };
-        let window: Vec<f32> = self
-            .hu_window
-            .split(',')
-            .map(|v| v.trim().parse::<f32>())
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                anyhow::anyhow!("--hu-window {}: {e}; expected low,high", self.hu_window)
-            })?;
-        let [lo, hi] = window[..] else {
-            anyhow::bail!(
-                "--hu-window {}: expected two numbers, low,high",
-                self.hu_window
-            );
-        };
-        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-            anyhow::bail!("--hu-window {lo},{hi}: expected low,high with low < high");
-        }
+        let (lo, hi) = parse_hu_window(&self.hu_window)?;
         if self.nifti_axis > 2 {
             anyhow::bail!("--nifti-axis {}: expected 0, 1 or 2", self.nifti_axis);
         }
@@ -127,4 +111,20 @@ impl DataArgs {
             nifti_axis: self.nifti_axis,
         })
     }
+}
+
+/// `--hu-window low,high`, finite and increasing.
+pub fn parse_hu_window(text: &str) -> anyhow::Result<(f32, f32)> {
+    let window: Vec<f32> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--hu-window {text}: {e}; expected low,high"))?;
+    let [lo, hi] = window[..] else {
+        anyhow::bail!("--hu-window {text}: expected two numbers, low,high");
+    };
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        anyhow::bail!("--hu-window {lo},{hi}: expected low,high with low < high");
+    }
+    Ok((lo, hi))
 }

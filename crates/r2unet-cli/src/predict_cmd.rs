@@ -6,18 +6,24 @@ use std::time::Instant;
 use clap::Args;
 use r2unet::Error;
 use r2unet::Result;
+use r2unet::data::LoadOptions;
 use r2unet::data::folder::IMAGE_EXTENSIONS as EXTENSIONS;
 use r2unet::data::io::{LabelRule, ReadLimits, read_mask};
 use r2unet::device::DeviceChoice;
-use r2unet::segment::{FileResult, FovMode, PredictOptions, TrainedModel, output_stem};
+use r2unet::segment::{
+    FileResult, FovMode, PredictOptions, TrainedModel, VolumeResult, is_volume, output_stem,
+};
 use r2unet::threads::map_in_threads;
 
+use crate::data_args::parse_hu_window;
 use crate::infer_args::InferArgs;
 
 /// Flags of `r2unet predict`.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// Image files, or folders whose images (by extension) are all segmented.
+    /// Image files, NIfTI volumes (.nii, .nii.gz: segmented slice by slice into
+    /// <stem>_mask.nii.gz and <stem>_prob.nii.gz with the input's geometry), or
+    /// folders whose images (by extension) are all segmented.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Weights file (safetensors with its preprocessing recorded, or in a run
@@ -40,6 +46,13 @@ pub struct PredictArgs {
     /// Images segmented at once, each in its own thread (1: one at a time, least memory).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     concurrent_images: u64,
+    /// Axis along which NIfTI volumes (.nii, .nii.gz inputs) are sliced (0, 1, 2).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=2))]
+    nifti_axis: u64,
+    /// CT window in Hounsfield units for NIfTI volumes in HU, low,high (the
+    /// training default; use the window the model was trained with).
+    #[arg(long, default_value = "-1000,400", allow_hyphen_values = true)]
+    hu_window: String,
     /// Take only part K of N of the sorted inputs (every N-th from the K-th,
     /// 1-based), for job arrays: N jobs with K = 1..N segment every input once.
     #[arg(long, value_name = "K/N")]
@@ -85,6 +98,12 @@ fn expand(inputs: &[PathBuf]) -> Vec<Result<PathBuf>> {
         }
     }
     files
+}
+
+/// What one input gave.
+enum Done {
+    File(FileResult),
+    Volume(VolumeResult),
 }
 
 /// `--shard K/N`: the K-th of N parts of the sorted inputs (1-based).
@@ -149,6 +168,12 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             FovMode::Mask(mask)
         }
     };
+    let load = LoadOptions {
+        nifti_axis: args.nifti_axis as usize,
+        hu_window: parse_hu_window(&args.hu_window)?,
+        limits,
+        ..LoadOptions::default()
+    };
     let opts = PredictOptions {
         threshold: args.threshold,
         fov,
@@ -183,14 +208,32 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     for group in jobs.chunks(args.concurrent_images as usize) {
         let started = Instant::now();
         // One thread per image of the group.
-        let results: Vec<Option<Result<FileResult>>> =
-            map_in_threads(group.iter().collect(), |job| {
-                let path = job.as_ref().ok()?;
-                Some(model.segment_file(path, &args.out, &opts, &device))
-            });
+        let results: Vec<Option<Result<Done>>> = map_in_threads(group.iter().collect(), |job| {
+            let path = job.as_ref().ok()?;
+            Some(if is_volume(path) {
+                model
+                    .segment_volume(path, &args.out, &opts, &load, &device)
+                    .map(Done::Volume)
+            } else {
+                model
+                    .segment_file(path, &args.out, &opts, &device)
+                    .map(Done::File)
+            })
+        });
         for (job, result) in group.iter().zip(results) {
             match (job, result.as_ref()) {
-                (Ok(path), Some(Ok(done))) => {
+                (Ok(path), Some(Ok(Done::Volume(done)))) => println!(
+                    "{} -> {} and {} ({}x{}x{} voxels, {:.1}% foreground, {:.2} s)",
+                    path.display(),
+                    done.outputs[0].display(),
+                    done.outputs[1].display(),
+                    done.dims[0],
+                    done.dims[1],
+                    done.dims[2],
+                    done.foreground_fraction * 100.0,
+                    started.elapsed().as_secs_f64()
+                ),
+                (Ok(path), Some(Ok(Done::File(done)))) => {
                     for warning in &done.warnings {
                         eprintln!("warning: {warning}");
                     }

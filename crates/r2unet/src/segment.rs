@@ -11,8 +11,9 @@ use burn::tensor::{Tensor, TensorData};
 use crate::atomic::write_atomic;
 use crate::data::fov::compute_fov;
 use crate::data::io::read_image_checked;
+use crate::data::nifti::{ImageVolume, unslice, volume_stem, write_volume};
 use crate::data::preprocess::luminance;
-use crate::data::{FovSource, Image, Mask, ReadLimits, Sample};
+use crate::data::{FovSource, Image, LoadOptions, Mask, ReadLimits, Sample};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::eval::evaluate::probability_map;
@@ -448,5 +449,89 @@ mod tests {
         assert_eq!(output_stem(Path::new("a/01_test.tif")), "01_test");
         assert_eq!(output_stem(Path::new("im0001.ppm.gz")), "im0001");
         assert_eq!(output_stem(Path::new(".png")), ".png");
+    }
+}
+
+/// What segmenting one NIfTI volume wrote.
+#[derive(Debug, Clone)]
+pub struct VolumeResult {
+    /// The input volume.
+    pub input: PathBuf,
+    /// `<stem>_mask.nii.gz` (uint8 0/1) and `<stem>_prob.nii.gz` (float32).
+    pub outputs: [PathBuf; 2],
+    /// `[x, y, z]` voxels.
+    pub dims: [usize; 3],
+    /// The fraction of voxels segmented as foreground.
+    pub foreground_fraction: f64,
+}
+
+/// Whether `path` names a NIfTI volume (`.nii`, `.nii.gz`).
+pub fn is_volume(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(volume_stem)
+        .is_some()
+}
+
+impl TrainedModel {
+    /// Segments a NIfTI volume slice by slice along `load.nifti_axis`, its
+    /// voxels normalised as training normalises them (`load.hu_window` for
+    /// CT), and writes `<stem>_mask.nii.gz` (uint8) and `<stem>_prob.nii.gz`
+    /// (float32) into `out_dir` with the input's dimensions, voxel sizes,
+    /// qform/sform and orientation.
+    ///
+    /// # Errors
+    ///
+    /// Read, segmentation and write errors, each naming the file.
+    pub fn segment_volume(
+        &self,
+        path: &Path,
+        out_dir: &Path,
+        opts: &PredictOptions,
+        load: &LoadOptions,
+        device: &Device,
+    ) -> Result<VolumeResult> {
+        load.validate()?;
+        let volume = ImageVolume::read(path, load)?;
+        let axis = load.nifti_axis;
+        let dims = volume.dims;
+        let total = dims.iter().product();
+        let mut probs = vec![0f32; total];
+        let mut mask = vec![0u8; total];
+        for index in 0..volume.slices(axis) {
+            let seg = self
+                .segment(
+                    &format!("slice {index}"),
+                    volume.slice(axis, index),
+                    &opts.fov,
+                    opts.threshold,
+                    &opts.inference,
+                    device,
+                )
+                .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))?;
+            unslice(dims, &mut probs, axis, index, &seg.probabilities);
+            unslice(dims, &mut mask, axis, index, &seg.mask);
+        }
+        let foreground_fraction =
+            mask.iter().filter(|&&m| m != 0).count() as f64 / total.max(1) as f64;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("volume");
+        let stem = file_stem(volume_stem(name).unwrap_or(name));
+        let outputs = [
+            out_dir.join(format!("{stem}_mask.nii.gz")),
+            out_dir.join(format!("{stem}_prob.nii.gz")),
+        ];
+        let header = &volume.header;
+        drop(volume.values);
+        write_volume(&outputs[0], header, dims, mask)?;
+        write_volume(&outputs[1], header, dims, probs)?;
+        Ok(VolumeResult {
+            input: path.to_path_buf(),
+            outputs,
+            dims,
+            foreground_fraction,
+        })
     }
 }

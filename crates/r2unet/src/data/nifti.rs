@@ -18,7 +18,8 @@ use super::preprocess::window_hu;
 use super::sample::{FovSource, Sample};
 use crate::error::{Error, Result};
 
-fn volume_stem(name: &str) -> Option<&str> {
+/// The name of a volume file without `.nii` or `.nii.gz`.
+pub fn volume_stem(name: &str) -> Option<&str> {
     name.strip_suffix(".nii.gz")
         .or_else(|| name.strip_suffix(".nii"))
 }
@@ -84,6 +85,34 @@ fn guard<T>(path: &Path, read: impl FnOnce() -> T) -> Result<T> {
     })
 }
 
+/// The voxels of `volume` as f32 whatever their stored integer or float type
+/// (CT volumes are usually int16).
+fn voxels_as_f32(volume: nifti::InMemNiftiVolume) -> std::result::Result<Vec<f32>, String> {
+    use nifti::NiftiType as T;
+    fn cast<V: Copy>(
+        data: nifti::Result<Vec<V>>,
+        f: impl Fn(V) -> f32,
+    ) -> std::result::Result<Vec<f32>, String> {
+        data.map(|v| v.into_iter().map(f).collect())
+            .map_err(|e| e.to_string())
+    }
+    match volume.data_type() {
+        T::Uint8 => cast(volume.into_nifti_typed_data::<u8>(), f32::from),
+        T::Int8 => cast(volume.into_nifti_typed_data::<i8>(), f32::from),
+        T::Uint16 => cast(volume.into_nifti_typed_data::<u16>(), f32::from),
+        T::Int16 => cast(volume.into_nifti_typed_data::<i16>(), f32::from),
+        T::Uint32 => cast(volume.into_nifti_typed_data::<u32>(), |v| v as f32),
+        T::Int32 => cast(volume.into_nifti_typed_data::<i32>(), |v| v as f32),
+        T::Uint64 => cast(volume.into_nifti_typed_data::<u64>(), |v| v as f32),
+        T::Int64 => cast(volume.into_nifti_typed_data::<i64>(), |v| v as f32),
+        T::Float32 => cast(volume.into_nifti_typed_data::<f32>(), |v| v),
+        T::Float64 => cast(volume.into_nifti_typed_data::<f64>(), |v| v as f32),
+        other => Err(format!(
+            "voxel type {other:?} is not supported (expected an integer or float type)"
+        )),
+    }
+}
+
 /// A volume as `(dims [x, y, z], values in file order, x fastest)`.
 fn read_volume(path: &Path, opts: &LoadOptions) -> Result<([usize; 3], Vec<f32>)> {
     let bad = |reason: String| Error::Image {
@@ -120,8 +149,7 @@ fn read_volume(path: &Path, opts: &LoadOptions) -> Result<([usize; 3], Vec<f32>)
     if volume.dim().iter().map(|&v| v as usize).product::<usize>() != d.iter().product::<usize>() {
         return Err(bad("volume size does not match its header".into()));
     }
-    let mut values: Vec<f32> =
-        guard(path, || volume.into_nifti_typed_data::<f32>())?.map_err(|e| bad(e.to_string()))?;
+    let mut values = guard(path, || voxels_as_f32(volume))?.map_err(bad)?;
     let expected = d[0] * d[1] * d[2];
     if values.len() != expected {
         // Found by fuzzing: a header whose dims promise more voxels than the
@@ -135,6 +163,134 @@ fn read_volume(path: &Path, opts: &LoadOptions) -> Result<([usize; 3], Vec<f32>)
         values.iter_mut().for_each(|v| *v = *v * slope + inter);
     }
     Ok((d, values))
+}
+
+/// One image volume read for inference: its header (kept for the outputs'
+/// geometry), its dimensions and its voxels normalised as training
+/// normalises them (CT windowed, anything else min-max over the volume).
+pub struct ImageVolume {
+    /// The input's header: dimensions, voxel sizes, qform/sform, orientation.
+    pub header: nifti::NiftiHeader,
+    /// `[x, y, z]`.
+    pub dims: [usize; 3],
+    /// Voxels in file order (x fastest), normalised to `[0, 1]`.
+    pub values: Vec<f32>,
+}
+
+impl ImageVolume {
+    /// Reads `path` and normalises it like [`load_volume`] normalises images.
+    ///
+    /// # Errors
+    ///
+    /// Read errors naming the file; a window that is not increasing.
+    pub fn read(path: &Path, opts: &LoadOptions) -> Result<Self> {
+        let header =
+            guard(path, || nifti::NiftiHeader::from_file(path))?.map_err(|e| Error::Image {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let (dims, values) = read_volume(path, opts)?;
+        let values = normalise(&values, opts)?;
+        Ok(Self {
+            header,
+            dims,
+            values,
+        })
+    }
+
+    /// Slices along `axis` (0, 1 or 2).
+    pub fn slices(&self, axis: usize) -> usize {
+        self.dims[axis.min(2)]
+    }
+
+    /// Slice `index` along `axis` as a grey image.
+    pub fn slice(&self, axis: usize, index: usize) -> Image {
+        let (w, h, pixels) = slice(self.dims, &self.values, axis, index);
+        Image::new(w, h, 1, pixels)
+    }
+}
+
+/// Puts the row-major `w x h` values of slice `index` along `axis` back into
+/// `volume` (file order, x fastest): the inverse of [`slice`].
+pub fn unslice<T: Copy>(
+    dims: [usize; 3],
+    volume: &mut [T],
+    axis: usize,
+    index: usize,
+    values: &[T],
+) {
+    let at = |x: usize, y: usize, z: usize| x + dims[0] * (y + dims[1] * z);
+    let w = match axis {
+        0 => dims[1],
+        _ => dims[0],
+    };
+    for (i, &v) in values.iter().enumerate() {
+        let (col, row) = (i % w, i / w);
+        let k = match axis {
+            0 => at(index, col, row),
+            1 => at(col, index, row),
+            _ => at(col, row, index),
+        };
+        volume[k] = v;
+    }
+}
+
+/// Writes `values` (file order, x fastest) of `dims` as a NIfTI-1 file at
+/// `path` (`.nii` or `.nii.gz`) with `reference`'s geometry: dimensions,
+/// voxel sizes, qform/sform and orientation are copied; the data type is
+/// `T`'s, the scaling is 1/0. Written to a temporary file and renamed, so
+/// an existing file is replaced whole or not at all.
+///
+/// # Errors
+///
+/// I/O errors naming the file.
+pub fn write_volume<T>(
+    path: &Path,
+    reference: &nifti::NiftiHeader,
+    dims: [usize; 3],
+    values: Vec<T>,
+) -> Result<()>
+where
+    T: nifti::DataElement + bytemuck::Pod,
+{
+    use ndarray::ShapeBuilder;
+    let data = ndarray::Array3::from_shape_vec((dims[0], dims[1], dims[2]).f(), values)
+        .map_err(|e| Error::invalid("volume", e.to_string()))?;
+    let name = file_name(path);
+    let ext = if name.ends_with(".gz") {
+        "nii.gz"
+    } else {
+        "nii"
+    };
+    let tmp = path.with_file_name(format!(".{}.tmp.{ext}", volume_stem(name).unwrap_or(name)));
+    let written = nifti::writer::WriterOptions::new(&tmp)
+        .reference_header(reference)
+        .write_nifti(&data);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            reason: format!("writing NIfTI: {e}"),
+        });
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Voxels normalised as training does: windowed when they look like
+/// Hounsfield units (any below -500), else min-max over the volume.
+fn normalise(values: &[f32], opts: &LoadOptions) -> Result<Vec<f32>> {
+    if values.iter().any(|&v| v < -500.0) {
+        let (lo, hi) = opts.hu_window;
+        let raw = Image::new(values.len(), 1, 1, values.to_vec());
+        return Ok(window_hu(&raw, lo, hi)?.data);
+    }
+    let (lo, hi) = values
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    Ok(values.iter().map(|v| (v - lo) / span).collect())
 }
 
 /// Slice `index` of a volume along `axis`, as a row-major 2D array `(w, h, values)`.
@@ -188,22 +344,11 @@ pub fn load_volume(
             found_h: dl[1] * dl[2],
         });
     }
-    let looks_like_hu = vi.iter().any(|&v| v < -500.0);
-    let (lo, hi) = vi
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
+    let vi = normalise(&vi, opts)?;
     let mut out = Vec::new();
     for index in 0..di[axis] {
         let (w, h, pixels) = slice(di, &vi, axis, index);
-        let raw = Image::new(w, h, 1, pixels);
-        let image_2d = if looks_like_hu {
-            window_hu(&raw, opts.hu_window.0, opts.hu_window.1)?
-        } else {
-            let span = if hi > lo { hi - lo } else { 1.0 };
-            Image::new(w, h, 1, raw.data.iter().map(|v| (v - lo) / span).collect())
-        };
+        let image_2d = Image::new(w, h, 1, pixels);
         let (_, _, labels) = slice(dl, &vl, axis, index);
         let mut distinct: Vec<f32> = labels.clone();
         distinct.sort_by(f32::total_cmp);
@@ -230,4 +375,55 @@ pub fn load_volume(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unslice_puts_every_slice_back_where_slice_took_it() {
+        let dims = [4, 3, 5];
+        let volume: Vec<f32> = (0..60).map(|v| v as f32).collect();
+        for axis in 0..3 {
+            let mut rebuilt = vec![-1.0; 60];
+            for index in 0..dims[axis] {
+                let (w, h, values) = slice(dims, &volume, axis, index);
+                assert_eq!(w * h * dims[axis], 60);
+                unslice(dims, &mut rebuilt, axis, index, &values);
+            }
+            assert_eq!(rebuilt, volume, "axis {axis}");
+        }
+    }
+
+    #[test]
+    fn a_written_volume_reads_back_with_its_geometry() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut header = nifti::NiftiHeader {
+            pixdim: [1.0, 0.5, 0.75, 2.0, 1.0, 1.0, 1.0, 1.0],
+            qform_code: 1,
+            sform_code: 1,
+            srow_x: [0.5, 0.0, 0.0, -10.0],
+            srow_y: [0.0, 0.75, 0.0, 5.0],
+            srow_z: [0.0, 0.0, 2.0, 1.0],
+            ..Default::default()
+        };
+        header.dim = [3, 4, 3, 2, 1, 1, 1, 1];
+        let values: Vec<u8> = (0..24).map(|v| (v % 2) as u8).collect();
+        let path = dir.path().join("m.nii.gz");
+        write_volume(&path, &header, [4, 3, 2], values.clone()).unwrap();
+        let back = nifti::NiftiHeader::from_file(&path).unwrap();
+        assert_eq!(back.dim[..4], [3, 4, 3, 2]);
+        assert_eq!(back.pixdim[1..4], [0.5, 0.75, 2.0]);
+        assert_eq!((back.srow_x, back.srow_z), (header.srow_x, header.srow_z));
+        let opts = LoadOptions::default();
+        let (dims, read) = read_volume(&path, &opts).unwrap();
+        assert_eq!(dims, [4, 3, 2]);
+        assert_eq!(
+            read,
+            values.iter().map(|&v| f32::from(v)).collect::<Vec<_>>()
+        );
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }
