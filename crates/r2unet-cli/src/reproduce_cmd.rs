@@ -9,7 +9,9 @@ use r2unet::atomic::write_atomic;
 use r2unet::data::lung::QUIRK_SLICE;
 use r2unet::data::{DatasetKind, LoadOptions, Split, split_samples};
 use r2unet::device::DeviceChoice;
+use r2unet::eval::bootstrap::Interval;
 use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
+use r2unet::eval::paired::{PairedComparison, compare};
 use r2unet::eval::report::{PICTURES, ReportOut, evaluate_into, file_stem};
 use r2unet::eval::{Confusion, ZeroDivision};
 use r2unet::infer::Inference;
@@ -101,7 +103,7 @@ fn run_one(
     model: Architecture,
     dir: &Path,
     device: &r2unet::device::Device,
-) -> anyhow::Result<Row> {
+) -> anyhow::Result<(Row, EvalReport)> {
     let name = format!("{kind}-{model}");
     let (weights, train_info) = if args.train {
         let run = RunDir(args.out.join("runs").join(&name));
@@ -185,7 +187,7 @@ fn run_one(
     let p = &report.fixed.pooled;
     let ci = report.fixed.ci;
     let goal = goal(kind);
-    Ok(Row {
+    let row = Row {
         dataset: kind.to_string(),
         model: model.to_string(),
         f1: p.f1,
@@ -216,7 +218,8 @@ fn run_one(
             .iter()
             .map(|m| (m.id.clone(), m.metrics.f1))
             .collect(),
-    })
+    };
+    Ok((row, report))
 }
 
 /// Dice pooled over the lung test slices but [`QUIRK_SLICE`], named.
@@ -277,6 +280,80 @@ fn markdown(rows: &[Row]) -> String {
             r.weights,
             r.train.as_ref().map_or(String::new(), training_note),
             r.note.as_ref().map_or(String::new(), |n| format!("; {n}"))
+        );
+    }
+    out
+}
+
+/// One model pair's comparison on one dataset.
+#[derive(Serialize)]
+struct Comparison {
+    dataset: String,
+    a: String,
+    b: String,
+    #[serde(flatten)]
+    result: PairedComparison,
+}
+
+/// Every pair of models evaluated on the same dataset, compared on its test
+/// images (A listed before B in --models).
+fn paired_comparisons(
+    reports: &[(DatasetKind, Architecture, EvalReport)],
+    resamples: usize,
+) -> anyhow::Result<Vec<Comparison>> {
+    let mut out = Vec::new();
+    for (i, (kind, a, ra)) in reports.iter().enumerate() {
+        for (kind_b, b, rb) in &reports[i + 1..] {
+            if kind_b != kind {
+                continue;
+            }
+            out.push(Comparison {
+                dataset: kind.to_string(),
+                a: a.to_string(),
+                b: b.to_string(),
+                result: compare(ra, rb, resamples, 0)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn comparisons_markdown(comparisons: &[Comparison]) -> String {
+    if comparisons.is_empty() {
+        return String::new();
+    }
+    let interval =
+        |i: Option<Interval>| i.map_or(String::new(), |i| format!(" [{:+.4}, {:+.4}]", i.lo, i.hi));
+    let mut out = String::from(
+        "\nPaired comparisons on the same test images (A - B; 95% paired bootstrap intervals \
+         over images; Wilcoxon signed-rank test on per-image F1, two-sided):\n\n\
+         | dataset | A | B | images | F1 difference | AUC difference | Wilcoxon p | F1 verdict |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for c in comparisons {
+        let r = &c.result;
+        let verdict = match r.f1_verdict() {
+            1 => format!("{} higher", c.a),
+            -1 => format!("{} higher", c.b),
+            _ => "not shown".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:+.4}{} | {}{} | {} | {verdict} |",
+            c.dataset,
+            c.a,
+            c.b,
+            r.images,
+            r.f1_difference,
+            interval(r.f1_interval),
+            r.auc_difference
+                .map_or("–".to_string(), |d| format!("{d:+.4}")),
+            interval(r.auc_interval),
+            r.wilcoxon_p.map_or("–".to_string(), |p| if p < 0.001 {
+                format!("{p:.1e}")
+            } else {
+                format!("{p:.3}")
+            }),
         );
     }
     out
@@ -385,6 +462,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
     std::fs::create_dir_all(&args.out)?;
     let mut rows = Vec::new();
+    let mut reports: Vec<(DatasetKind, Architecture, EvalReport)> = Vec::new();
     let mut skipped = Vec::new();
     for &kind in &args.datasets {
         anyhow::ensure!(
@@ -400,20 +478,27 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         };
         for &model in &args.models {
             match run_one(&args, kind, model, &dir, &device) {
-                Ok(row) => {
+                Ok((row, report)) => {
                     eprintln!(
                         "{kind} {model}: F1 {:.4}, AUC {}",
                         row.f1,
                         row.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
                     );
                     rows.push(row);
+                    reports.push((kind, model, report));
                 }
                 Err(e) => skipped.push(format!("{kind} {model}: {e:#}")),
             }
         }
     }
     let examples = write_examples(&args.out, &mut rows)?;
-    let table = markdown(&rows);
+    let comparisons = paired_comparisons(&reports, args.bootstrap)?;
+    let mut table = markdown(&rows);
+    table.push_str(&comparisons_markdown(&comparisons));
+    write_atomic(
+        &args.out.join("comparisons.json"),
+        serde_json::to_string_pretty(&comparisons)?.as_bytes(),
+    )?;
     write_atomic(
         &args.out.join("results.json"),
         serde_json::to_string_pretty(&rows)?.as_bytes(),

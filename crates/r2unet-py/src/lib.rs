@@ -126,8 +126,11 @@ fn image_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Image> {
     )))
 }
 
-/// A 0/1 mask from a bool or integer array of zeros and ones (HxW).
-fn mask_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Mask> {
+/// `obj` as a non-empty HxW numpy array, with its height and width.
+fn plane_of<'py>(
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<(Bound<'py, PyUntypedArray>, usize, usize)> {
     let array = as_array(obj, what)?;
     let shape = array.shape().to_vec();
     let [h, w] = shape[..] else {
@@ -138,6 +141,12 @@ fn mask_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Mask> {
     if h == 0 || w == 0 {
         return Err(value_error(format!("{what}: shape {shape:?} is empty")));
     }
+    Ok((array, h, w))
+}
+
+/// A 0/1 mask from a bool or integer array of zeros and ones (HxW).
+fn mask_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Mask> {
+    let (array, h, w) = plane_of(obj, what)?;
     let values: Vec<i64> = if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, bool>>() {
         a.as_array().iter().map(|&v| i64::from(v)).collect()
     } else if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, u8>>() {
@@ -166,16 +175,7 @@ fn mask_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Mask> {
 
 /// A probability map: float32 or float64 HxW, finite, in [0, 1].
 fn probabilities_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(usize, usize, Vec<f32>)> {
-    let array = as_array(obj, what)?;
-    let shape = array.shape().to_vec();
-    let [h, w] = shape[..] else {
-        return Err(value_error(format!(
-            "{what}: shape {shape:?}; expected HxW"
-        )));
-    };
-    if h == 0 || w == 0 {
-        return Err(value_error(format!("{what}: shape {shape:?} is empty")));
-    }
+    let (array, h, w) = plane_of(obj, what)?;
     let values: Vec<f32> = if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
         a.as_array().iter().copied().collect()
     } else if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f64>>() {

@@ -14,7 +14,9 @@ write (a shared file system).
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
 from typing import Iterable, Sequence
 
@@ -24,10 +26,32 @@ _models: dict[str, Model] = {}
 _lock = threading.Lock()
 
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def _allocator_for_large_buffers() -> None:
+    """Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``,
+    which also pins glibc's mmap threshold at 128 KiB: every large buffer of
+    the convolutions is then mapped and unmapped per call. Measured on
+    DRIVE's 20 test images, one image at a time: 20.7 s with that setting,
+    12.7 s with glibc's defaults, 9.0 s with these thresholds. Linux/glibc
+    only; elsewhere nothing is changed."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
 def _model(model: str) -> Model:
     """The worker's copy of ``model``, loaded on first use."""
     with _lock:
         if model not in _models:
+            _allocator_for_large_buffers()
             _models[model] = load(model)
         return _models[model]
 

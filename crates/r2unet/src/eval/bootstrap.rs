@@ -51,10 +51,21 @@ impl ScoreHistogram {
         }
         Self { pos, neg }
     }
+
+    /// Adds this image's counts `times` times into summed histograms.
+    pub(crate) fn add_to(&self, pos: &mut [u64], neg: &mut [u64], times: u32) {
+        let k = u64::from(times);
+        for (sum, &v) in pos.iter_mut().zip(&self.pos) {
+            *sum += u64::from(v) * k;
+        }
+        for (sum, &v) in neg.iter_mut().zip(&self.neg) {
+            *sum += u64::from(v) * k;
+        }
+    }
 }
 
 /// ROC AUC of summed histograms, `None` when a class is absent.
-fn histogram_auc(pos: &[u64], neg: &[u64]) -> Option<f64> {
+pub(crate) fn histogram_auc(pos: &[u64], neg: &[u64]) -> Option<f64> {
     let (p, n): (u64, u64) = (pos.iter().sum(), neg.iter().sum());
     if p == 0 || n == 0 {
         return None;

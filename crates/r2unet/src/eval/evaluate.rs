@@ -76,6 +76,10 @@ pub struct EvalReport {
     pub pr: Vec<PrPoint>,
     /// Mean wall seconds per image (preprocessing + inference).
     pub seconds_per_image: f64,
+    /// Each image's score histogram, for paired comparisons with another
+    /// model on the same images (not serialised).
+    #[serde(skip)]
+    pub histograms: Vec<ScoreHistogram>,
 }
 
 /// Settings of [`evaluate`].
@@ -321,5 +325,6 @@ pub fn evaluate(
             .map(|c| thin_curve(&c, CURVE_POINTS))
             .unwrap_or_default(),
         seconds_per_image: seconds / images.max(1) as f64,
+        histograms: hists,
     })
 }
