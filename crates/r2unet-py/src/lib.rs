@@ -21,7 +21,7 @@ use r2unet::infer::Inference;
 use r2unet::model::{Architecture, BnMode};
 use r2unet::onnx::OnnxOutput;
 use r2unet::segment::{FovMode, PredictOptions, TrainedModel};
-use r2unet::train::{Event, Outcome, RunDir, Trainer};
+use r2unet::train::{Event, LossKind, Outcome, RunDir, Schedule, Trainer};
 
 /// A library error as the Python exception a caller expects.
 fn py_err(e: r2unet::Error) -> PyErr {
@@ -550,10 +550,12 @@ fn metrics<'py>(
 /// goes to the `r2unet` logger. Returns the run's final state as a dict.
 #[pyfunction]
 #[pyo3(signature = (
-    out, dataset = "synthetic", data = None, model = "r2unet", epochs = 10,
-    patches_per_image = 600, patch_size = None, batch_size = 32, lr = 1e-3,
-    seed = 0, synthetic_images = 20, augment = true, val_fraction = 0.1,
-    bn = "per-step", resume = false, device = "cpu",
+    out, dataset = "synthetic", data = None, model = "r2unet", epochs = None,
+    patches_per_image = None, patch_size = None, batch_size = None, lr = 1e-3,
+    schedule = "cosine", loss = "bce", pos_weight = None, seed = 0,
+    synthetic_images = 20, augment = true, val_fraction = 0.1, bn = "per-step",
+    init = None, protocol = None, checkpoint_minutes = 10.0, resume = false,
+    device = "cpu",
 ))]
 #[allow(clippy::too_many_arguments)]
 fn train<'py>(
@@ -562,16 +564,22 @@ fn train<'py>(
     dataset: &str,
     data: Option<PathBuf>,
     model: &str,
-    epochs: usize,
-    patches_per_image: usize,
+    epochs: Option<usize>,
+    patches_per_image: Option<usize>,
     patch_size: Option<usize>,
-    batch_size: usize,
+    batch_size: Option<usize>,
     lr: f64,
+    schedule: &str,
+    loss: &str,
+    pos_weight: Option<f64>,
     seed: u64,
     synthetic_images: usize,
     augment: bool,
     val_fraction: f32,
     bn: &str,
+    init: Option<PathBuf>,
+    protocol: Option<&str>,
+    checkpoint_minutes: f64,
     resume: bool,
     device: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -604,20 +612,71 @@ fn train<'py>(
         let mut config = r2unet::reproduce::train_config(kind, architecture, &placeholder);
         config.data = data;
         config.synthetic_images = synthetic_images;
+        let (epochs, per_image, batch) = match protocol {
+            None => (
+                epochs.unwrap_or(10),
+                patches_per_image.unwrap_or(600),
+                batch_size.unwrap_or(32),
+            ),
+            Some("paper") => {
+                if epochs.or(patches_per_image).or(batch_size).is_some() {
+                    return Err(value_error(
+                        "protocol=\"paper\" fixes the budget (50 epochs of 9,500 patches per \
+                         image, batch 32): leave epochs, patches_per_image and batch_size unset",
+                    ));
+                }
+                (
+                    r2unet::reproduce::PAPER_EPOCHS,
+                    r2unet::reproduce::PAPER_PATCHES_PER_IMAGE,
+                    r2unet::reproduce::PAPER_BATCH_SIZE,
+                )
+            }
+            Some(other) => {
+                return Err(value_error(format!(
+                    "protocol `{other}`: expected \"paper\" or None"
+                )));
+            }
+        };
         config.epochs = epochs;
         if kind.is_retina() {
-            config.patches_per_image = patches_per_image;
+            config.patches_per_image = per_image;
         }
-        if let Some(size) = patch_size {
-            config.patch_size = size;
-            config.model.patch_size = size;
+        if let Some(weights) = &init {
+            config.model = r2unet::model::read_config(weights).map_err(py_err)?;
+            config.init = Some(weights.clone());
+        } else {
+            config.model.bn = bn.parse::<BnMode>().map_err(py_err)?;
         }
-        config.batch_size = batch_size;
+        // As the CLI: 48x48 patches for fundus images, whole images at 256.
+        let size = patch_size.unwrap_or(if kind.is_retina() { 48 } else { 256 });
+        config.patch_size = size;
+        config.model.patch_size = size;
+        config.batch_size = batch;
         config.lr = lr;
+        config.schedule = match schedule {
+            "cosine" => Schedule::Cosine,
+            "constant" => Schedule::Constant,
+            other => {
+                return Err(value_error(format!(
+                    "schedule `{other}`: expected \"cosine\" or \"constant\""
+                )));
+            }
+        };
+        config.loss = match loss {
+            "bce" => LossKind::Bce,
+            "dice" => LossKind::Dice,
+            "bce-dice" => LossKind::BceDice,
+            other => {
+                return Err(value_error(format!(
+                    "loss `{other}`: expected \"bce\", \"dice\" or \"bce-dice\""
+                )));
+            }
+        };
+        config.pos_weight = pos_weight;
         config.seed = seed;
         config.augment = augment;
         config.val_fraction = val_fraction;
-        config.model.bn = bn.parse::<BnMode>().map_err(py_err)?;
+        config.checkpoint_minutes = checkpoint_minutes;
         Trainer::new(config, run, &device).map_err(py_err)?
     };
     let stop = AtomicBool::new(false);

@@ -160,3 +160,15 @@ def test_train_logs_progress_and_gives_a_loadable_model(tmp_path, caplog):
     assert trained.predict(fundus(48, 48, 6)).shape == (48, 48)
     with pytest.raises(ValueError, match="needs the path"):
         r2unet.train(tmp_path / "run2", dataset="drive")
+
+
+def test_train_refuses_bad_options(tmp_path):
+    for kwargs, expected in [
+        ({"loss": "focal"}, "loss `focal`"),
+        ({"schedule": "step"}, "schedule `step`"),
+        ({"protocol": "paper", "epochs": 3}, "fixes the budget"),
+        ({"protocol": "fast"}, "protocol `fast`"),
+        ({"bn": "batch"}, "batch"),
+    ]:
+        with pytest.raises(ValueError, match=expected):
+            r2unet.train(tmp_path / "r", dataset="synthetic", **kwargs)

@@ -44,6 +44,14 @@ class Model:
         tta: bool = False,
     ) -> npt.NDArray[np.uint8]:
         """The mask ``predict(image) >= threshold`` as uint8 HxW, 0/1."""
+    def network_input(self, image: _Image) -> npt.NDArray[np.float32]:
+        """The [1, C, H', W'] float32 array r2unet's single pass feeds the
+        network: preprocessed, reflect-padded to a multiple of 2^(depth-1)."""
+    def forward(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The network's logits for a float32 NCHW batch (height and width
+        multiples of 2^(depth-1))."""
+    def export_onnx(self, path: _Path, probabilities: bool = False) -> None:
+        """Writes the model as ONNX (opset 17; dynamic batch, height, width)."""
     def segment_file(
         self,
         path: _Path,
@@ -82,21 +90,32 @@ def train(
     dataset: str = "synthetic",
     data: Optional[_Path] = None,
     model: str = "r2unet",
-    epochs: int = 10,
-    patches_per_image: int = 600,
+    epochs: Optional[int] = None,
+    patches_per_image: Optional[int] = None,
     patch_size: Optional[int] = None,
-    batch_size: int = 32,
+    batch_size: Optional[int] = None,
     lr: float = 1e-3,
+    schedule: Literal["cosine", "constant"] = "cosine",
+    loss: Literal["bce", "dice", "bce-dice"] = "bce",
+    pos_weight: Optional[float] = None,
     seed: int = 0,
     synthetic_images: int = 20,
     augment: bool = True,
     val_fraction: float = 0.1,
+    bn: Literal["shared", "per-step"] = "per-step",
+    init: Optional[_Path] = None,
+    protocol: Optional[Literal["paper"]] = None,
+    checkpoint_minutes: float = 10.0,
     resume: bool = False,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Trains into the run folder ``out`` (``resume=True`` continues it),
-    logging progress to the ``r2unet`` logger; returns the final run state.
-    Ctrl-C writes a checkpoint and raises KeyboardInterrupt."""
+    """Trains into the run folder ``out`` with ``r2unet train``'s options
+    (defaults: 10 epochs, 600 patches per image, batch 32, 48x48 patches for
+    fundus sets and 256 for whole images; ``protocol="paper"`` fixes 50 x
+    9,500 x 32 and refuses explicit ones; ``init`` fine-tunes from weights);
+    ``resume=True`` continues the run. Progress goes to the ``r2unet``
+    logger; returns the final run state. Ctrl-C writes a checkpoint and
+    raises KeyboardInterrupt."""
 
 def output_stem(path: _Path) -> str:
     """The stem of the files ``segment_file`` writes for ``path``."""
