@@ -374,6 +374,25 @@ fn demo_then_predict_then_eval_with_a_tuned_threshold() {
             .join("images/synthetic-4294967301_overlay.png")
             .exists()
     );
+    // report.html: one page with every picture inline and the sortable table.
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    for needle in [
+        "id=\"pooled\"",
+        "id=\"roc\"",
+        "id=\"per-image\"",
+        "<tr data-id=\"synthetic-4294967301\">",
+        "data-view=\"image\"",
+        "data-view=\"overlay\"",
+        "data:image/png;base64,iVBOR",
+    ] {
+        assert!(html.contains(needle), "{needle}");
+    }
+    assert!(!html.contains("src=\"http") && !html.contains("src=\"images/"));
+    assert!(
+        report
+            .join("images/synthetic-4294967301_image.png")
+            .exists()
+    );
 
     // predict: a folder with a good picture of odd size and a broken file,
     // plus a missing file; the good one is written, the others reported.

@@ -85,6 +85,11 @@ fn background(image: &Image, dim: f32) -> RgbImage {
     })
 }
 
+/// The image itself as an 8-bit RGB picture (grey repeated), for reports.
+pub fn photo(image: &Image) -> RgbImage {
+    background(image, 1.0)
+}
+
 fn blend(pixel: &mut Rgb<u8>, colour: [u8; 3], alpha: f32) {
     for (p, c) in pixel.0.iter_mut().zip(colour) {
         *p = (f32::from(*p) * (1.0 - alpha) + f32::from(c) * alpha).round() as u8;

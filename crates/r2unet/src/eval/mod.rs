@@ -34,6 +34,7 @@
 pub mod bootstrap;
 pub mod confusion;
 pub mod evaluate;
+pub mod html;
 pub mod paired;
 pub mod report;
 pub mod roc;

@@ -13,7 +13,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::model::{Preprocess, UNet};
 use crate::plot::{Chart, Series, write_png};
-use crate::render::{error_overlay, mask_png, probability_png, rgb_png};
+use crate::render::{error_overlay, mask_png, photo, probability_png, rgb_png};
 
 /// Folder of the per-image pictures inside a report folder.
 pub const PICTURES: &str = "images";
@@ -73,9 +73,10 @@ pub fn evaluate_into(
     Ok(report)
 }
 
-/// Writes `<id>_prob.png` (16-bit), `<id>_mask.png` (`prob >= threshold`
-/// inside the FOV) and `<id>_overlay.png` (TP green, FP red, FN blue) into
-/// `dir/images/`, each atomically.
+/// Writes `<id>_image.png` (the photograph or slice), `<id>_prob.png`
+/// (16-bit), `<id>_mask.png` (`prob >= threshold` inside the FOV) and
+/// `<id>_overlay.png` (TP green, FP red, FN blue) into `dir/images/`, each
+/// atomically.
 ///
 /// # Errors
 ///
@@ -91,13 +92,15 @@ pub fn write_pictures(dir: &Path, sample: &Sample, probs: &[f32], threshold: f32
         .collect();
     let stem = file_stem(&sample.id);
     let path = |suffix: &str| pictures.join(format!("{stem}_{suffix}.png"));
+    write_atomic(&path("image"), &rgb_png(&photo(&sample.image))?)?;
     write_atomic(&path("prob"), &probability_png(probs, w, h)?)?;
     write_atomic(&path("mask"), &mask_png(&mask, w, h)?)?;
     let overlay = error_overlay(&sample.image, &mask, &sample.label.data, &sample.fov.data);
     write_atomic(&path("overlay"), &rgb_png(&overlay)?)
 }
 
-/// Writes `report.json`, `report.md`, `roc.png` and `pr.png` into `dir`.
+/// Writes `report.json`, `report.md`, `roc.png`, `pr.png` and
+/// `report.html` (one self-contained page, see [`super::html`]) into `dir`.
 /// `title` heads the Markdown (e.g. `drive test, run runs/drive`).
 ///
 /// # Errors
@@ -143,7 +146,11 @@ pub fn write_report(dir: &Path, report: &EvalReport, title: &str) -> Result<Vec<
         report.pr.iter().map(|p| (p.recall, p.precision)).collect(),
     );
     write_png(&files[3], &[pr], 520, 480)?;
-    Ok(files.to_vec())
+    let page = dir.join("report.html");
+    write_atomic(&page, super::html::page(report, title, dir)?.as_bytes())?;
+    let mut files = files.to_vec();
+    files.push(page);
+    Ok(files)
 }
 
 fn opt(v: Option<f64>) -> String {
