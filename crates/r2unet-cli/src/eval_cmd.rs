@@ -132,7 +132,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let TrainedModel {
         model, preprocess, ..
     } = trained;
-    let inference = args.infer.inference(model.config.size_multiple())?;
+    let inference = args.infer.inference(
+        model.config.size_multiple(),
+        args.concurrent_images as usize,
+    )?;
     let opts = args.data.options()?;
     let source_dir = args.data.source()?;
     let source = || source_dir.as_ref().map(|(k, d)| (*k, d.as_path()));

@@ -42,11 +42,46 @@ pub struct InferArgs {
     /// Flip test-time augmentation: average over the image and its 3 flips (4x slower).
     #[arg(long)]
     pub tta: bool,
+    /// Memory budget of the images segmented at once (e.g. 2GiB, 512MiB):
+    /// a single pass estimated above its share goes by overlapping tiles,
+    /// which give the same probabilities.
+    #[arg(long, default_value = "2GiB", value_parser = parse_bytes)]
+    pub max_memory: u64,
+}
+
+/// `2GiB`, `512MiB`, `64KiB` or plain bytes (`G`, `M`, `K`, `GB` ... read as powers of 1024).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a size such as 2GiB, 512MiB or 1073741824"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (use KiB, MiB, GiB)"
+            ));
+        }
+    };
+    let bytes = value * scale as f64;
+    if !(bytes >= 1.0 && bytes.is_finite()) {
+        return Err(format!("`{text}`: expected a positive size"));
+    }
+    Ok(bytes as u64)
 }
 
 impl InferArgs {
-    /// The validated settings for a model whose sizes must be multiples of `size_multiple`.
-    pub fn inference(&self, size_multiple: usize) -> anyhow::Result<Inference> {
+    /// The validated settings for a model whose sizes must be multiples of
+    /// `size_multiple`, `concurrent` images sharing the memory budget.
+    pub fn inference(&self, size_multiple: usize, concurrent: usize) -> anyhow::Result<Inference> {
         let mode = match self.mode {
             ModeArg::Single => InferMode::SinglePass,
             ModeArg::Sliding => {
@@ -68,6 +103,23 @@ impl InferArgs {
         Ok(Inference {
             mode,
             flip_tta: self.tta,
+            max_memory: self.max_memory / concurrent.max(1) as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_in_powers_of_1024() {
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        for bad in ["", "GiB", "2XB", "0", "-1G"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

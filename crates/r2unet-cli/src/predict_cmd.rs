@@ -177,7 +177,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let opts = PredictOptions {
         threshold: args.threshold,
         fov,
-        inference: args.infer.inference(model.model.config.size_multiple())?,
+        inference: args.infer.inference(
+            model.model.config.size_multiple(),
+            args.concurrent_images as usize,
+        )?,
         limits,
     };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;

@@ -13,12 +13,12 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-pub use single_pass::{reflect_pad, single_pass};
+pub use single_pass::{reflect_pad, single_pass, tiled_single_pass};
 pub use sliding::{Blend, SlidingWindow, sliding_window};
 
 use crate::data::Image;
 use crate::error::{Error, Result};
-use crate::model::UNet;
+use crate::model::{UNet, UNetConfig};
 
 /// A batch predictor: NCHW values and their shape in, `N x 1 x H x W`
 /// probabilities out.
@@ -53,6 +53,18 @@ pub struct Inference {
     pub mode: InferMode,
     /// Average over the image and its horizontal, vertical and double flips.
     pub flip_tta: bool,
+    /// Memory budget in bytes of one image's single pass: above it (by
+    /// [`single_pass_bytes`]) the single pass goes by overlapping tiles
+    /// ([`tiled_single_pass`]), which give the same probabilities.
+    #[serde(default = "default_max_memory")]
+    pub max_memory: u64,
+}
+
+/// 2 GiB.
+pub const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
+
+fn default_max_memory() -> u64 {
+    DEFAULT_MAX_MEMORY
 }
 
 impl Default for Inference {
@@ -60,8 +72,38 @@ impl Default for Inference {
         Self {
             mode: InferMode::SinglePass,
             flip_tta: false,
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
+}
+
+/// Estimated peak memory per input pixel of a model's eval-mode forward
+/// pass: 24 bytes per channel of its first width, calibrated on the retina
+/// R2U-Net (widths from 16; a 4000x4000 single pass peaked at 5.4 GiB
+/// resident, 362 bytes per pixel).
+pub fn single_pass_bytes(config: &UNetConfig, pixels: u64) -> u64 {
+    let per_pixel = 24 * config.widths.first().copied().unwrap_or(16).max(16) as u64;
+    pixels.saturating_mul(per_pixel)
+}
+
+/// How far (in input pixels) an output pixel of `config`'s network sees:
+/// every 3x3 convolution at level `l` (scale `2^l`) widens it by `2^l`, each
+/// pooling by `2^l` more; rounded up to a multiple of the size multiple.
+pub fn receptive_radius(config: &UNetConfig) -> usize {
+    let kind = config.architecture.block();
+    let convs = 2 * (kind.steps(config.t) + 1);
+    let depth = config.widths.len();
+    let mut radius = 0;
+    for level in 0..depth {
+        radius += convs << level;
+        if level + 1 < depth {
+            // The pooling into the next level, and that level's decoder:
+            // the upsampling convolution and the block.
+            radius += (1 << level) + ((1 + convs) << level);
+        }
+    }
+    let m = config.size_multiple();
+    radius.div_ceil(m) * m
 }
 
 impl std::fmt::Display for Inference {
@@ -98,9 +140,23 @@ impl Inference {
         size_multiple: usize,
         predict: &mut BatchPredictor<'_>,
     ) -> Result<Image> {
-        let mut once = |img: &Image| match self.mode {
-            InferMode::SinglePass => single_pass(img, size_multiple, predict),
-            InferMode::Sliding(s) => {
+        self.run_tiled(image, size_multiple, None, predict)
+    }
+
+    /// [`Inference::run`], the single pass in `(core, margin)` tiles when given.
+    fn run_tiled(
+        &self,
+        image: &Image,
+        size_multiple: usize,
+        tiles: Option<(usize, usize)>,
+        predict: &mut BatchPredictor<'_>,
+    ) -> Result<Image> {
+        let mut once = |img: &Image| match (self.mode, tiles) {
+            (InferMode::SinglePass, Some((core, margin))) => {
+                tiled_single_pass(img, size_multiple, core, margin, predict)
+            }
+            (InferMode::SinglePass, None) => single_pass(img, size_multiple, predict),
+            (InferMode::Sliding(s), _) => {
                 s.validate(size_multiple)?;
                 sliding_window(img, &s, predict)
             }
@@ -137,7 +193,18 @@ impl Inference {
             ));
         }
         let mut predictor = model_predictor(model, device);
-        self.run(image, model.config.size_multiple(), &mut predictor)
+        let m = model.config.size_multiple();
+        let pixels = (image.width.div_ceil(m) * m * image.height.div_ceil(m) * m) as u64;
+        let fits = single_pass_bytes(&model.config, pixels) <= self.max_memory;
+        if self.mode != InferMode::SinglePass || fits {
+            return self.run(image, m, &mut predictor);
+        }
+        // Tiles whose padded side fits the budget, at least one size multiple of core.
+        let margin = receptive_radius(&model.config);
+        let per_pixel = single_pass_bytes(&model.config, 1).max(1);
+        let side = ((self.max_memory / per_pixel) as f64).sqrt() as usize;
+        let core = (side.saturating_sub(2 * margin) / m * m).max(m);
+        self.run_tiled(image, m, Some((core, margin)), &mut predictor)
     }
 }
 
@@ -198,6 +265,7 @@ mod tests {
             all.push(Inference {
                 mode: InferMode::SinglePass,
                 flip_tta,
+                ..Inference::default()
             });
             for blend in [Blend::Mean, Blend::Gaussian] {
                 for (window, stride) in [(8, 3), (8, 8), (16, 5)] {
@@ -209,6 +277,7 @@ mod tests {
                             batch: 7,
                         }),
                         flip_tta,
+                        ..Inference::default()
                     });
                 }
             }
@@ -273,7 +342,7 @@ mod tests {
                 blend: Blend::Mean,
                 batch: 2,
             }),
-            flip_tta: false,
+            ..Inference::default()
         };
         assert!(sliding.run(&image, 8, &mut short).is_err());
         assert!(Inference::default().run(&image, 8, &mut short).is_err());
