@@ -75,7 +75,8 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let dir = RunDir(run.clone());
     let (config, state) = (dir.read_config()?, dir.read_state()?);
     let provenance = serde_json::json!({
-        "run": run,
+        // The run folder's name: a full path would only name this machine.
+        "run": run.file_name().map(|n| n.to_string_lossy().into_owned()),
         "checkpoint": weights.file_name().map(|n| n.to_string_lossy().into_owned()),
         "dataset": config.data.as_ref().map_or("synthetic".to_string(), |_| config.dataset.to_string()),
         "epochs": state.epoch,

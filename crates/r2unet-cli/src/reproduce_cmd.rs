@@ -142,6 +142,19 @@ fn run_one(
         // How the shipped model was trained, as `r2unet export` recorded it.
         let provenance =
             read_metadata(&w, PROVENANCE_KEY)?.and_then(|json| serde_json::from_str(&json).ok());
+        // Weights exported before `export` kept only the run folder's name
+        // recorded the full path of the machine that trained them.
+        let provenance = provenance.map(|mut p: serde_json::Value| {
+            if let Some(run) = p.get_mut("run")
+                && let Some(name) = run
+                    .as_str()
+                    .and_then(|r| Path::new(r).file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            {
+                *run = serde_json::Value::String(name);
+            }
+            p
+        });
         (w, provenance)
     };
     let TrainedModel {

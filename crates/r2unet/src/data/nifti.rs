@@ -14,7 +14,7 @@ use super::dataset::{
 };
 use super::folder::split_root;
 use super::image::{Image, Mask};
-use super::preprocess::window_hu;
+use super::preprocess::window_hu_in_place;
 use super::sample::{FovSource, Sample};
 use crate::error::{Error, Result};
 
@@ -113,8 +113,11 @@ fn voxels_as_f32(volume: nifti::InMemNiftiVolume) -> std::result::Result<Vec<f32
     }
 }
 
-/// A volume as `(dims [x, y, z], values in file order, x fastest)`.
-fn read_volume(path: &Path, opts: &LoadOptions) -> Result<([usize; 3], Vec<f32>)> {
+/// A volume as `(header, dims [x, y, z], values in file order, x fastest)`.
+fn read_volume(
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<(nifti::NiftiHeader, [usize; 3], Vec<f32>)> {
     let bad = |reason: String| Error::Image {
         path: path.to_path_buf(),
         reason,
@@ -162,7 +165,7 @@ fn read_volume(path: &Path, opts: &LoadOptions) -> Result<([usize; 3], Vec<f32>)
     if slope != 0.0 && (slope != 1.0 || inter != 0.0) {
         values.iter_mut().for_each(|v| *v = *v * slope + inter);
     }
-    Ok((d, values))
+    Ok((header, d, values))
 }
 
 /// One image volume read for inference: its header (kept for the outputs'
@@ -184,13 +187,8 @@ impl ImageVolume {
     ///
     /// Read errors naming the file; a window that is not increasing.
     pub fn read(path: &Path, opts: &LoadOptions) -> Result<Self> {
-        let header =
-            guard(path, || nifti::NiftiHeader::from_file(path))?.map_err(|e| Error::Image {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        let (dims, values) = read_volume(path, opts)?;
-        let values = normalise(&values, opts)?;
+        let (header, dims, values) = read_volume(path, opts)?;
+        let values = normalise(values, opts)?;
         Ok(Self {
             header,
             dims,
@@ -278,11 +276,11 @@ where
 
 /// Voxels normalised as training does: windowed when they look like
 /// Hounsfield units (any below -500), else min-max over the volume.
-fn normalise(values: &[f32], opts: &LoadOptions) -> Result<Vec<f32>> {
+fn normalise(mut values: Vec<f32>, opts: &LoadOptions) -> Result<Vec<f32>> {
     if values.iter().any(|&v| v < -500.0) {
         let (lo, hi) = opts.hu_window;
-        let raw = Image::new(values.len(), 1, 1, values.to_vec());
-        return Ok(window_hu(&raw, lo, hi)?.data);
+        window_hu_in_place(&mut values, lo, hi)?;
+        return Ok(values);
     }
     let (lo, hi) = values
         .iter()
@@ -290,7 +288,8 @@ fn normalise(values: &[f32], opts: &LoadOptions) -> Result<Vec<f32>> {
             (a.min(v), b.max(v))
         });
     let span = if hi > lo { hi - lo } else { 1.0 };
-    Ok(values.iter().map(|v| (v - lo) / span).collect())
+    values.iter_mut().for_each(|v| *v = (*v - lo) / span);
+    Ok(values)
 }
 
 /// Slice `index` of a volume along `axis`, as a row-major 2D array `(w, h, values)`.
@@ -332,8 +331,8 @@ pub fn load_volume(
             format!("{axis}; expected 0, 1 or 2"),
         ));
     }
-    let (di, vi) = read_volume(image, opts)?;
-    let (dl, vl) = read_volume(label, opts)?;
+    let (_, di, vi) = read_volume(image, opts)?;
+    let (_, dl, vl) = read_volume(label, opts)?;
     if di != dl {
         return Err(Error::MaskSize {
             path: label.to_path_buf(),
@@ -344,7 +343,7 @@ pub fn load_volume(
             found_h: dl[1] * dl[2],
         });
     }
-    let vi = normalise(&vi, opts)?;
+    let vi = normalise(vi, opts)?;
     let mut out = Vec::new();
     for index in 0..di[axis] {
         let (w, h, pixels) = slice(di, &vi, axis, index);
@@ -417,7 +416,7 @@ mod tests {
         assert_eq!(back.pixdim[1..4], [0.5, 0.75, 2.0]);
         assert_eq!((back.srow_x, back.srow_z), (header.srow_x, header.srow_z));
         let opts = LoadOptions::default();
-        let (dims, read) = read_volume(&path, &opts).unwrap();
+        let (_, dims, read) = read_volume(&path, &opts).unwrap();
         assert_eq!(dims, [4, 3, 2]);
         assert_eq!(
             read,

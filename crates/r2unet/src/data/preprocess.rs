@@ -174,18 +174,27 @@ fn clahe_gamma(image: &Image) -> Result<Image> {
 ///
 /// [`Error::Invalid`] if `lo >= hi` or either is not finite.
 pub fn window_hu(image: &Image, lo: f32, hi: f32) -> Result<Image> {
+    let mut data = image.data.clone();
+    window_hu_in_place(&mut data, lo, hi)?;
+    Ok(Image::new(image.width, image.height, image.channels, data))
+}
+
+/// [`window_hu`] on raw values, in place (no copy of a whole volume).
+///
+/// # Errors
+///
+/// As [`window_hu`].
+pub fn window_hu_in_place(values: &mut [f32], lo: f32, hi: f32) -> Result<()> {
     if !(lo.is_finite() && hi.is_finite() && lo < hi) {
         return Err(Error::invalid(
             "CT window",
             format!("expected finite lo < hi, got [{lo}, {hi}]"),
         ));
     }
-    let data = image
-        .data
-        .iter()
-        .map(|&v| (v.clamp(lo, hi) - lo) / (hi - lo))
-        .collect();
-    Ok(Image::new(image.width, image.height, image.channels, data))
+    values
+        .iter_mut()
+        .for_each(|v| *v = (v.clamp(lo, hi) - lo) / (hi - lo));
+    Ok(())
 }
 
 /// Bilinear resize with half-pixel centres (as `cv2.resize` `INTER_LINEAR`),
