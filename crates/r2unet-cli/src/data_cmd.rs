@@ -45,7 +45,7 @@ fn run_check(args: CheckArgs) -> anyhow::Result<()> {
     for (name, s) in &report.splits {
         println!(
             "  {name:<5} {:>4} images ({} files), {}-{} x {}-{} px, channels {:?}, values {:.3}..{:.3}, \
-             labels {:?}, foreground {:.2}% of FOV, FOV {:.1}% of pixels ({})",
+             labels {:?}, foreground {:.2}% of FOV, FOV {:.1}% of pixels ({}, diameter {}-{} px)",
             s.count,
             s.files,
             s.width[0],
@@ -58,7 +58,9 @@ fn run_check(args: CheckArgs) -> anyhow::Result<()> {
             s.label_values,
             100.0 * s.foreground_fraction,
             100.0 * s.fov_fraction,
-            s.fov_source
+            s.fov_source,
+            s.fov_diameter[0],
+            s.fov_diameter[1]
         );
     }
     Ok(())

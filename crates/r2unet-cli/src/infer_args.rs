@@ -1,7 +1,7 @@
 //! Flags of whole-image inference, shared by `eval`, `predict` and `demo`.
 
 use clap::{Args, ValueEnum};
-use r2unet::infer::{Blend, InferMode, Inference, SlidingWindow};
+use r2unet::infer::{Blend, InferMode, Inference, Rescale, SlidingWindow};
 
 /// `--mode`.
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -19,6 +19,16 @@ pub enum BlendArg {
     Mean,
     /// Window centres weigh more (sigma = window/8).
     Gaussian,
+}
+
+/// `--rescale`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum RescaleArg {
+    /// Fundus images whose FOV diameter differs by more than 5% from the training
+    /// images' are resized to it, segmented, and the map resized back.
+    Auto,
+    /// Every image at its own size.
+    None,
 }
 
 /// How probability maps are produced.
@@ -47,6 +57,10 @@ pub struct InferArgs {
     /// which give the same probabilities.
     #[arg(long, default_value = "2GiB", value_parser = parse_bytes)]
     pub max_memory: u64,
+    /// Fundus models: bring each image to the FOV diameter of the training images
+    /// (recorded in the weights) before segmenting, and the result back to its size.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub rescale: RescaleArg,
 }
 
 /// `2GiB`, `512MiB`, `64KiB` or plain bytes (`G`, `M`, `K`, `GB` ... read as powers of 1024).
@@ -104,6 +118,10 @@ impl InferArgs {
             mode,
             flip_tta: self.tta,
             max_memory: self.max_memory / concurrent.max(1) as u64,
+            rescale: match self.rescale {
+                RescaleArg::Auto => Rescale::Auto,
+                RescaleArg::None => Rescale::None,
+            },
         })
     }
 }

@@ -17,7 +17,7 @@ use r2unet::data::io::{LabelRule, ReadLimits, read_image_checked, read_mask, six
 use r2unet::data::{DatasetKind, Image, Mask};
 use r2unet::device::{Device, DeviceChoice};
 use r2unet::eval::confusion::Metrics;
-use r2unet::infer::Inference;
+use r2unet::infer::{Inference, Rescale};
 use r2unet::model::{Architecture, BnMode};
 use r2unet::onnx::OnnxOutput;
 use r2unet::segment::{FovMode, PredictOptions, TrainedModel};
@@ -290,21 +290,22 @@ impl PyModel {
     }
 
     /// Foreground probabilities (float32, HxW) of an image array.
-    #[pyo3(signature = (image, fov = None, tta = false))]
+    #[pyo3(signature = (image, fov = None, tta = false, rescale = true))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         image: &Bound<'py, PyAny>,
         fov: Option<&Bound<'py, PyAny>>,
         tta: bool,
+        rescale: bool,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let seg = self.run(py, image, fov, 0.5, tta)?;
+        let seg = self.run(py, image, fov, 0.5, inference(tta, rescale))?;
         let (h, w) = (seg.height(), seg.width());
         Ok(to_numpy(py, h, w, seg.probabilities))
     }
 
     /// The binary mask (uint8 HxW, 0/1) of `probability >= threshold`.
-    #[pyo3(signature = (image, threshold = 0.5, fov = None, tta = false))]
+    #[pyo3(signature = (image, threshold = 0.5, fov = None, tta = false, rescale = true))]
     fn segment<'py>(
         &self,
         py: Python<'py>,
@@ -312,8 +313,9 @@ impl PyModel {
         threshold: f32,
         fov: Option<&Bound<'py, PyAny>>,
         tta: bool,
+        rescale: bool,
     ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-        let seg = self.run(py, image, fov, threshold, tta)?;
+        let seg = self.run(py, image, fov, threshold, inference(tta, rescale))?;
         let (h, w) = (seg.height(), seg.width());
         Ok(to_numpy(py, h, w, seg.mask))
     }
@@ -379,7 +381,7 @@ impl PyModel {
 
     /// Segments an image file and writes `<stem>_prob.png`, `<stem>_mask.png`
     /// and `<stem>_overlay.png` into `out_dir`, as `r2unet predict` does.
-    #[pyo3(signature = (path, out_dir, threshold = 0.5, fov = "auto"))]
+    #[pyo3(signature = (path, out_dir, threshold = 0.5, fov = "auto", rescale = true))]
     fn segment_file<'py>(
         &self,
         py: Python<'py>,
@@ -387,6 +389,7 @@ impl PyModel {
         out_dir: PathBuf,
         threshold: f32,
         fov: &str,
+        rescale: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         threshold_ok(threshold)?;
         let fov = match fov {
@@ -402,6 +405,7 @@ impl PyModel {
         let opts = PredictOptions {
             threshold,
             fov,
+            inference: inference(false, rescale),
             ..PredictOptions::default()
         };
         std::fs::create_dir_all(&out_dir).map_err(|e| py_err(r2unet::Error::io(&out_dir, e)))?;
@@ -431,7 +435,7 @@ impl PyModel {
         image: &Bound<'_, PyAny>,
         fov: Option<&Bound<'_, PyAny>>,
         threshold: f32,
-        tta: bool,
+        inference: Inference,
     ) -> PyResult<r2unet::segment::Segmentation> {
         threshold_ok(threshold)?;
         let image = image_of(image, "image")?;
@@ -439,15 +443,24 @@ impl PyModel {
             Some(f) => fov_of(f)?,
             None => FovMode::Auto,
         };
-        let inference = Inference {
-            flip_tta: tta,
-            ..Inference::default()
-        };
         py.detach(|| {
             self.inner
                 .segment("image", image, &fov, threshold, &inference, &self.device)
         })
         .map_err(py_err)
+    }
+}
+
+/// The inference settings of `predict`, `segment` and `segment_file`.
+fn inference(flip_tta: bool, rescale: bool) -> Inference {
+    Inference {
+        flip_tta,
+        rescale: if rescale {
+            Rescale::Auto
+        } else {
+            Rescale::None
+        },
+        ..Inference::default()
     }
 }
 

@@ -26,14 +26,20 @@ class Model:
     @property
     def preprocess(self) -> dict[str, Any]: ...
     def predict(
-        self, image: _Image, fov: Optional[_Fov] = None, tta: bool = False
+        self,
+        image: _Image,
+        fov: Optional[_Fov] = None,
+        tta: bool = False,
+        rescale: bool = True,
     ) -> npt.NDArray[np.float32]:
         """Foreground probabilities, float32 HxW, 0 outside the field of view.
 
         ``image``: HxW or HxWxC (C = 1, 3 or 4; alpha ignored) of uint8,
         uint16 or float32 in [0, 1]. ``fov``: "auto" (computed for fundus
         models, whole image otherwise; the default), "none", or an HxW 0/1
-        mask. ``tta``: average over the four flips. Raises ValueError for a
+        mask. ``tta``: average over the four flips. ``rescale``: fundus
+        models bring the image to their training images' FOV diameter first
+        and the map back to the image's size. Raises ValueError for a
         bad array (dtype, shape, NaN, empty, out of range).
         """
     def segment(
@@ -42,6 +48,7 @@ class Model:
         threshold: float = 0.5,
         fov: Optional[_Fov] = None,
         tta: bool = False,
+        rescale: bool = True,
     ) -> npt.NDArray[np.uint8]:
         """The mask ``predict(image) >= threshold`` as uint8 HxW, 0/1."""
     def network_input(self, image: _Image) -> npt.NDArray[np.float32]:
@@ -58,6 +65,7 @@ class Model:
         out_dir: _Path,
         threshold: float = 0.5,
         fov: str = "auto",
+        rescale: bool = True,
     ) -> dict[str, Any]:
         """Writes ``<stem>_{prob,mask,overlay}.png`` into ``out_dir`` as
         ``r2unet predict`` does; returns the paths, size and foreground

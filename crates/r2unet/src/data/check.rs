@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::dataset::{DatasetKind, LoadOptions, Split};
+use super::fov::fov_diameter;
 use super::sample::Sample;
 use crate::error::Result;
 
@@ -33,6 +34,9 @@ pub struct SplitReport {
     pub fov_fraction: f64,
     /// Where the field of view came from (`given`, `computed`, `whole-image`).
     pub fov_source: String,
+    /// Smallest and largest FOV diameter in pixels (its horizontal extent,
+    /// [`fov_diameter`]): the scale fundus models are rescaled by.
+    pub fov_diameter: [usize; 2],
 }
 
 /// Summary of a dataset: one report per split.
@@ -101,6 +105,7 @@ struct Summary {
     fov: u64,
     pixels: u64,
     fov_sources: Vec<String>,
+    fov_diameter: Option<[usize; 2]>,
 }
 
 fn widen(range: Option<[usize; 2]>, v: usize) -> Option<[usize; 2]> {
@@ -112,6 +117,7 @@ impl Summary {
         self.count += 1;
         self.width = widen(self.width, s.image.width);
         self.height = widen(self.height, s.image.height);
+        self.fov_diameter = widen(self.fov_diameter, fov_diameter(&s.fov));
         if !self.channels.contains(&s.image.channels) {
             self.channels.push(s.image.channels);
         }
@@ -161,6 +167,7 @@ impl Summary {
             foreground_fraction: self.foreground as f64 / self.fov.max(1) as f64,
             fov_fraction: self.fov as f64 / self.pixels.max(1) as f64,
             fov_source: self.fov_sources.join("+"),
+            fov_diameter: self.fov_diameter.unwrap_or_default(),
         }
     }
 }

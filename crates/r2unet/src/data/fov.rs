@@ -183,6 +183,19 @@ fn erode(fg: &[bool], w: usize, h: usize, radius: usize) -> Vec<bool> {
         .collect()
 }
 
+/// The diameter of a fundus field of view in pixels: the horizontal extent
+/// of the mask (first to last column holding a FOV pixel). Horizontal because
+/// fundus cameras crop the disc at the top and bottom, not at the sides
+/// (DRIVE, STARE, CHASE_DB1); 0 for an empty mask.
+pub fn fov_diameter(fov: &Mask) -> usize {
+    let (w, h) = (fov.width, fov.height);
+    let column_has = |x: usize| (0..h).any(|y| fov.data[y * w + x] != 0);
+    match (0..w).find(|&x| column_has(x)) {
+        Some(first) => (first..w).rev().find(|&x| column_has(x)).unwrap_or(first) - first + 1,
+        None => 0,
+    }
+}
+
 /// Dice overlap `2 |A ∩ B| / (|A| + |B|)`; 1.0 when both masks are empty.
 ///
 /// # Panics
@@ -213,6 +226,23 @@ pub fn dice(a: &Mask, b: &Mask) -> f64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_fov_diameter_is_its_horizontal_extent() {
+        // A disc of radius 20 centred at (30, 25) in 70x40, cut at the top
+        // and bottom as fundus cameras cut it: 41 columns wide.
+        let (w, h) = (70, 40);
+        let data = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f64 - 30.0, (i / w) as f64 - 25.0);
+                u8::from(x * x + y * y <= 400.0)
+            })
+            .collect();
+        assert_eq!(fov_diameter(&Mask::new(w, h, data)), 41);
+        assert_eq!(fov_diameter(&Mask::filled(9, 4, 1)), 9);
+        assert_eq!(fov_diameter(&Mask::filled(9, 4, 0)), 0);
+    }
+
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;

@@ -12,9 +12,9 @@ use super::bootstrap::{MetricIntervals, ScoreHistogram, metric_intervals};
 use super::confusion::{Confusion, Metrics, ZeroDivision};
 use super::roc::{PrPoint, RocAccumulator, RocPoint, thin_curve};
 use crate::data::Sample;
-use crate::data::preprocess::resize_image;
+use crate::data::preprocess::{resize_image, resize_mask};
 use crate::error::{Error, Result};
-use crate::infer::Inference;
+use crate::infer::{Inference, Rescale};
 use crate::model::Preprocess;
 use crate::model::UNet;
 use crate::threads::map_in_threads;
@@ -153,7 +153,12 @@ pub fn probability_map(
     sample: &Sample,
     device: &Device,
 ) -> Result<Vec<f32>> {
-    let input = preprocess.apply(sample)?;
+    // The size is checked as given: a tiny image is refused, not enlarged.
+    preprocess.check_size(sample)?;
+    let input = match rescale_factor(preprocess, inference, sample) {
+        Some(scale) => preprocess.apply(&rescaled(sample, scale))?,
+        None => preprocess.apply(sample)?,
+    };
     let probs = inference
         .predict(model, &input.image, device)
         .map_err(|e| Error::invalid(format!("image `{}`", sample.id), e.to_string()))?;
@@ -163,6 +168,28 @@ pub fn probability_map(
     } else {
         resize_image(&probs, w, h).data
     })
+}
+
+/// The factor `sample` is resized by before segmenting, if any.
+fn rescale_factor(preprocess: &Preprocess, inference: &Inference, sample: &Sample) -> Option<f64> {
+    match inference.rescale {
+        Rescale::Auto => preprocess.fov_scale(&sample.fov),
+        Rescale::None => None,
+    }
+}
+
+/// `sample` resized by `scale` (image bilinear, label and FOV nearest),
+/// at least 8x8 pixels.
+fn rescaled(sample: &Sample, scale: f64) -> Sample {
+    let side = |n: usize| ((n as f64 * scale).round() as usize).max(8);
+    let (w, h) = (side(sample.image.width), side(sample.image.height));
+    Sample {
+        image: resize_image(&sample.image, w, h),
+        label: resize_mask(&sample.label, w, h),
+        fov: resize_mask(&sample.fov, w, h),
+        id: sample.id.clone(),
+        fov_source: sample.fov_source,
+    }
 }
 
 /// [`probability_map`] of each of `samples`, each in its own thread.
@@ -285,6 +312,7 @@ pub fn evaluate(
         .as_ref()
         .map(|t| ThresholdCounts::new(t.threshold, t.chosen_on.clone()));
     let started = Instant::now();
+    let mut rescaled = 0;
     let mut samples = samples.into_iter();
     loop {
         let group = samples
@@ -304,6 +332,7 @@ pub fn evaluate(
                 counts.push(sample, &probs, one.auc, one.average_precision);
             }
             on_image(sample, &probs)?;
+            rescaled += usize::from(rescale_factor(preprocess, &opts.inference, sample).is_some());
         }
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -311,7 +340,16 @@ pub fn evaluate(
     let sorted = pooled_roc.finish();
     let (auc, ap) = (sorted.auc(), sorted.average_precision());
     Ok(EvalReport {
-        protocol: format!("{}; metrics inside the FOV", opts.inference),
+        protocol: format!(
+            "{}{}; metrics inside the FOV",
+            opts.inference,
+            match preprocess.fov_diameter() {
+                Some(d) if rescaled > 0 => format!(
+                    ", {rescaled} of {images} images resized to the training FOV diameter ({d} px)"
+                ),
+                _ => String::new(),
+            }
+        ),
         inference: opts.inference,
         images,
         fixed: fixed.finish(&hists, opts, auc, ap),

@@ -58,6 +58,23 @@ pub struct Inference {
     /// ([`tiled_single_pass`]), which give the same probabilities.
     #[serde(default = "default_max_memory")]
     pub max_memory: u64,
+    /// Whether fundus images are first resized to the training images' FOV
+    /// diameter (and the map back to the image's size).
+    #[serde(default)]
+    pub rescale: Rescale,
+}
+
+/// Bringing fundus photographs to the scale a model was trained at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rescale {
+    /// Resize each image whose FOV diameter differs by more than 5% from
+    /// the training images' (recorded with fundus models) to theirs, segment
+    /// it, and resize the probabilities back.
+    #[default]
+    Auto,
+    /// Segment every image at its own size.
+    None,
 }
 
 /// 2 GiB.
@@ -73,6 +90,7 @@ impl Default for Inference {
             mode: InferMode::SinglePass,
             flip_tta: false,
             max_memory: DEFAULT_MAX_MEMORY,
+            rescale: Rescale::Auto,
         }
     }
 }
@@ -123,6 +141,9 @@ impl std::fmt::Display for Inference {
         }
         if self.flip_tta {
             write!(f, ", flip TTA (4 flips averaged)")?;
+        }
+        if self.rescale == Rescale::None {
+            write!(f, ", no rescaling to the training FOV diameter")?;
         }
         Ok(())
     }

@@ -6,10 +6,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::state::{metadata_of_bytes, read_metadata};
-use crate::data::Sample;
+use crate::data::fov::fov_diameter;
 use crate::data::preprocess::{
     RETINA_CLAHE_TILES, resize_image, resize_mask, retina_protocol_with,
 };
+use crate::data::{Mask, Sample};
 use crate::error::{Error, Result};
 
 /// How raw images become model inputs; saved with a run so inference does the same.
@@ -22,6 +23,12 @@ pub enum Preprocess {
         mean: f32,
         /// Their standard deviation.
         std: f32,
+        /// Median field-of-view diameter of the training images in pixels
+        /// ([`fov_diameter`]), so inference can bring fundus photographs of
+        /// another scale to the one the model learnt; `None` in weights
+        /// saved before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fov_diameter: Option<f32>,
     },
     /// Resized to a square side (channels kept; CT already windowed by the loader).
     Resize {
@@ -29,6 +36,10 @@ pub enum Preprocess {
         size: usize,
     },
 }
+
+/// Relative difference of FOV diameters below which an image is segmented
+/// at its own size: photographs from one camera differ by a few pixels.
+pub const RESCALE_TOLERANCE: f64 = 0.05;
 
 /// Safetensors metadata key of the preprocessing a model was trained with.
 pub const PREPROCESS_KEY: &str = "r2unet_preprocess";
@@ -76,20 +87,10 @@ impl Preprocess {
     ///
     /// An image too small for CLAHE's tiles.
     pub fn apply(&self, sample: &Sample) -> Result<Sample> {
+        self.check_size(sample)?;
         let mut out = sample.clone();
         match *self {
-            Preprocess::Retina { mean, std } => {
-                let (w, h) = (sample.image.width, sample.image.height);
-                if w < RETINA_CLAHE_TILES || h < RETINA_CLAHE_TILES {
-                    return Err(Error::invalid(
-                        format!("image `{}`", sample.id),
-                        format!(
-                            "{w}x{h} pixels is too small: the fundus preprocessing needs at \
-                             least {0}x{0} (CLAHE's {0}x{0} tile grid)",
-                            RETINA_CLAHE_TILES
-                        ),
-                    ));
-                }
+            Preprocess::Retina { mean, std, .. } => {
                 out.image = retina_protocol_with(&sample.image, mean, std)?;
             }
             Preprocess::Resize { size } => {
@@ -101,11 +102,97 @@ impl Preprocess {
         Ok(out)
     }
 
+    /// The training images' FOV diameter, when recorded (fundus models).
+    pub fn fov_diameter(&self) -> Option<f32> {
+        match *self {
+            Preprocess::Retina { fov_diameter, .. } => fov_diameter,
+            Preprocess::Resize { .. } => None,
+        }
+    }
+
+    /// The factor that brings a fundus image whose field of view is `fov` to
+    /// the training images' FOV diameter; `None` when no diameter is
+    /// recorded, the FOV is empty, or the factor is within
+    /// [`RESCALE_TOLERANCE`] of 1 (the same camera).
+    pub fn fov_scale(&self, fov: &Mask) -> Option<f64> {
+        let target = f64::from(self.fov_diameter()?);
+        let diameter = fov_diameter(fov);
+        if diameter == 0 {
+            return None;
+        }
+        let scale = target / diameter as f64;
+        ((scale - 1.0).abs() > RESCALE_TOLERANCE).then_some(scale)
+    }
+
+    /// Refuses an image too small for this preprocessing (CLAHE's tiles),
+    /// naming the sample.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a fundus image under 8x8 pixels.
+    pub fn check_size(&self, sample: &Sample) -> Result<()> {
+        let (w, h) = (sample.image.width, sample.image.height);
+        if matches!(self, Preprocess::Retina { .. })
+            && (w < RETINA_CLAHE_TILES || h < RETINA_CLAHE_TILES)
+        {
+            return Err(Error::invalid(
+                format!("image `{}`", sample.id),
+                format!(
+                    "{w}x{h} pixels is too small: the fundus preprocessing needs at \
+                     least {0}x{0} (CLAHE's {0}x{0} tile grid)",
+                    RETINA_CLAHE_TILES
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Input channels of the model for images of `channels` channels.
     pub fn channels(&self, channels: usize) -> usize {
         match self {
             Preprocess::Retina { .. } => 1,
             Preprocess::Resize { .. } => channels,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fov_scale_brings_a_disc_to_the_training_diameter() {
+        let retina = |fov_diameter| Preprocess::Retina {
+            mean: 0.5,
+            std: 0.2,
+            fov_diameter,
+        };
+        let fov = |width| Mask::filled(width, 10, 1);
+        let model = retina(Some(540.0));
+        assert_eq!(model.fov_scale(&fov(1080)), Some(0.5));
+        assert_eq!(model.fov_scale(&fov(270)), Some(2.0));
+        // Within 5% (the same camera): segmented as it is.
+        assert_eq!(model.fov_scale(&fov(560)), None);
+        assert_eq!(model.fov_scale(&fov(520)), None);
+        assert_eq!(model.fov_scale(&Mask::filled(8, 8, 0)), None);
+        // Weights saved before the diameter was recorded, and CT/skin models.
+        assert_eq!(retina(None).fov_scale(&fov(1080)), None);
+        assert_eq!(Preprocess::Resize { size: 256 }.fov_scale(&fov(1080)), None);
+    }
+
+    #[test]
+    fn weights_without_a_recorded_diameter_still_read() {
+        let old: Preprocess =
+            serde_json::from_str(r#"{"kind":"retina","mean":0.4,"std":0.1}"#).unwrap();
+        assert_eq!(old.fov_diameter(), None);
+        let new = Preprocess::Retina {
+            mean: 0.4,
+            std: 0.1,
+            fov_diameter: Some(540.0),
+        };
+        let json = new.metadata().1;
+        assert!(json.contains(r#""fov_diameter":540.0"#), "{json}");
+        assert_eq!(serde_json::from_str::<Preprocess>(&json).unwrap(), new);
+        assert!(!old.metadata().1.contains("fov_diameter"));
     }
 }

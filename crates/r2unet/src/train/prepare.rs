@@ -2,6 +2,7 @@
 //! (grey, dataset standardisation, CLAHE, gamma) for fundus images, windowed
 //! and resized whole images for the other tasks.
 
+use crate::data::fov::fov_diameter;
 use crate::data::preprocess::retina_protocol;
 use crate::data::synthetic::SyntheticRetina;
 use crate::data::{DatasetKind, Sample, Split};
@@ -67,7 +68,15 @@ pub fn prepare(
             .zip(images)
             .map(|(s, image)| Sample { image, ..s.clone() })
             .collect();
-        return Ok((Preprocess::Retina { mean, std }, prepared));
+        let fov_diameter = Some(median_fov_diameter(raw));
+        return Ok((
+            Preprocess::Retina {
+                mean,
+                std,
+                fov_diameter,
+            },
+            prepared,
+        ));
     } else {
         Preprocess::Resize { size: patch_size }
     };
@@ -76,4 +85,11 @@ pub fn prepare(
         .map(|s| preprocess.apply(s))
         .collect::<Result<_>>()?;
     Ok((preprocess, prepared))
+}
+
+/// The median FOV diameter ([`fov_diameter`]) of `samples`, in pixels.
+fn median_fov_diameter(samples: &[Sample]) -> f32 {
+    let mut diameters: Vec<usize> = samples.iter().map(|s| fov_diameter(&s.fov)).collect();
+    diameters.sort_unstable();
+    diameters.get(diameters.len() / 2).copied().unwrap_or(0) as f32
 }
