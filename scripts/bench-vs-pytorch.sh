@@ -7,6 +7,11 @@
 #
 #   scripts/bench-vs-pytorch.sh                 # retina R2U-Net, batch 32, 48x48, 2 threads
 #   ROUNDS=5 MODELS="unet r2unet" scripts/bench-vs-pytorch.sh
+#   ISA=avx2 THREADS=1 scripts/bench-vs-pytorch.sh   # as on an AVX2-only CPU, one thread
+#
+# ISA caps both sides' instruction set: avx2 (R2UNET_ISA=avx2 and oneDNN's
+# ONEDNN_MAX_CPU_ISA=AVX2) or portable (r2unet's plain loops; PyTorch at
+# SSE4.1, x86-64's oldest oneDNN level). Unset: each uses what the CPU has.
 #
 # Needs the reference's venv (see ../shared/reference/README.md):
 #   python3 -m venv /tmp/torchref && /tmp/torchref/bin/pip install torch==2.9.0 safetensors numpy
@@ -23,6 +28,14 @@ STEPS=${STEPS:-5}
 MODELS=${MODELS:-r2unet}
 MODES=${MODES:-"train infer"}
 BIN=${BIN:-target/release/r2unet}
+ISA=${ISA:-}
+
+case $ISA in
+  "") ;;
+  avx2) export R2UNET_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ;;
+  portable) export R2UNET_ISA=portable ONEDNN_MAX_CPU_ISA=SSE41 ;;
+  *) echo "ISA=$ISA: expected avx2 or portable" >&2; exit 1 ;;
+esac
 
 [ -x "$PY" ] || { echo "no PyTorch at $PY (set TORCH_PY)" >&2; exit 1; }
 [ -f "$REF" ] || { echo "no reference script at $REF (set REF)" >&2; exit 1; }
@@ -55,4 +68,4 @@ for model in $MODELS; do
   done
 done
 echo
-echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $THREADS threads, batch $BATCH, ${SIZE}x${SIZE}, median of $ROUNDS alternating rounds of $STEPS timed steps each; $(date -u +%F)"
+echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernels ${ISA:-as the CPU allows}, $THREADS threads, batch $BATCH, ${SIZE}x${SIZE}, median of $ROUNDS alternating rounds of $STEPS timed steps each; $(date -u +%F)"

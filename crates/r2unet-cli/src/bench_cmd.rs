@@ -80,8 +80,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{} {} step, batch {} of {}x{} on {} ({} threads): median {:.1} ms, min {:.1} ms, \
-         {:.1} patches/s, {:.1} GFLOP/s (convolutions)",
+        "{} {} step, batch {} of {}x{} on {} ({} threads, {} kernels): median {:.1} ms, \
+         min {:.1} ms, {:.1} patches/s, {:.1} GFLOP/s (convolutions)",
         config.architecture,
         args.mode
             .to_possible_value()
@@ -91,6 +91,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         r.size,
         device_name,
         rayon::current_num_threads(),
+        r.isa,
         r.median_ms,
         r.min_ms,
         r.patches_per_s,

@@ -68,6 +68,9 @@ pub struct BenchResult {
     pub gflop_per_s: f64,
     /// Peak resident memory of the process so far (Linux), MiB.
     pub peak_rss_mib: Option<u64>,
+    /// The instruction set of r2unet's CPU kernels (`avx512`, `avx2`,
+    /// `portable`; `R2UNET_ISA` caps it).
+    pub isa: &'static str,
 }
 
 /// Peak resident set size of this process in MiB, from `/proc/self/status`
@@ -190,6 +193,7 @@ pub fn bench(model: &UNetConfig, config: &BenchConfig, devices: &[Device]) -> Re
         patches_per_s: round2(b as f64 / median),
         gflop_per_s: round2(work / median / 1e9),
         peak_rss_mib: peak_rss_mib(),
+        isa: crate::kernels::isa(),
     })
 }
 

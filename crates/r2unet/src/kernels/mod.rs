@@ -24,6 +24,7 @@ use burn::tensor::{DType, Device, Tensor};
 use wide::f32x8;
 
 pub use burn_ops::{batch_norm_relu_train, conv1x1, conv3x3, conv3x3_relu, max_pool2, upsample2};
+pub use tile::isa;
 
 /// Shape of a contiguous NCHW batch of feature maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

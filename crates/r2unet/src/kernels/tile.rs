@@ -16,6 +16,34 @@
 //! AVX-512 the same tiles run in smaller blocks on 256-bit AVX2 registers;
 //! elsewhere as plain loops that the compiler vectorises.
 
+/// The instruction set the tiles run on: the widest the processor has, or
+/// lower where `R2UNET_ISA=avx2` or `R2UNET_ISA=portable` caps it (to measure
+/// on one machine the paths an older or non-x86 processor takes). Read once.
+pub fn isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::has_avx512() {
+            return "avx512";
+        }
+        if x86::has_avx2_fma() {
+            return "avx2";
+        }
+    }
+    "portable"
+}
+
+/// The `R2UNET_ISA` cap: 2 none, 1 AVX2, 0 portable.
+#[cfg(target_arch = "x86_64")]
+fn isa_cap() -> u8 {
+    use std::sync::OnceLock;
+    static CAP: OnceLock<u8> = OnceLock::new();
+    *CAP.get_or_init(|| match std::env::var("R2UNET_ISA").as_deref() {
+        Ok("portable") => 0,
+        Ok("avx2") => 1,
+        _ => 2,
+    })
+}
+
 /// Rows of [`tile`] (output channels in the Winograd products).
 pub const MR: usize = 8;
 /// Columns of [`tile`] (tiles or input channels): two 512-bit registers.
@@ -209,7 +237,8 @@ mod x86 {
     pub fn has_avx512() -> bool {
         static DETECTED: OnceLock<bool> = OnceLock::new();
         *DETECTED.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
+            super::isa_cap() >= 2
+                && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512vl")
         })
     }
@@ -217,7 +246,8 @@ mod x86 {
     pub fn has_avx2_fma() -> bool {
         static DETECTED: OnceLock<bool> = OnceLock::new();
         *DETECTED.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
+            super::isa_cap() >= 1
+                && std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
         })
     }
