@@ -39,6 +39,20 @@ def test_predict_and_segment_shapes_dtypes_and_agreement(model):
     assert low.sum() >= mask.sum()
 
 
+def test_rescale_to_the_training_fov_diameter(model):
+    # The shipped DRIVE model records DRIVE's FOV diameter; this 88-pixel
+    # wide picture is enlarged to it by default and segmented as it is with
+    # rescale=False; both maps come back at the picture's size.
+    assert model.preprocess["fov_diameter"] == 540.0
+    img = fundus(72, 88, 1)
+    scaled, native = model.predict(img), model.predict(img, rescale=False)
+    assert scaled.shape == native.shape == (72, 88)
+    assert np.abs(scaled - native).max() > 0.05
+    np.testing.assert_array_equal(
+        model.segment(img, rescale=False), (native >= 0.5).astype(np.uint8)
+    )
+
+
 def test_dtypes_and_layouts_mean_the_same_picture(model):
     img = fundus(64, 64, 2)
     p8 = model.predict(img)
