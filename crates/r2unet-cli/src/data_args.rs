@@ -52,6 +52,10 @@ pub struct DataArgs {
     /// Axis along which NIfTI volumes are sliced (0, 1, 2).
     #[arg(long, default_value_t = 2)]
     pub nifti_axis: usize,
+    /// Leave-one-out fold K (from 0): the K-th image of the whole set in sorted order
+    /// is the test split, all the others the training split.
+    #[arg(long, value_name = "K")]
+    pub leave_out: Option<usize>,
     /// Refuse images whose header claims more pixels than this (checked before decoding).
     #[arg(long, default_value_t = ReadLimits::default().max_pixels)]
     pub max_pixels: u64,
@@ -109,6 +113,7 @@ impl DataArgs {
             },
             hu_window: (lo, hi),
             nifti_axis: self.nifti_axis,
+            leave_out: self.leave_out,
         })
     }
 }

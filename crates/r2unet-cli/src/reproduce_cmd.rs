@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use clap::Args;
 use r2unet::atomic::write_atomic;
 use r2unet::data::lung::QUIRK_SLICE;
@@ -17,7 +18,7 @@ use r2unet::eval::{Confusion, ZeroDivision};
 use r2unet::infer::Inference;
 use r2unet::model::{Architecture, read_metadata};
 use r2unet::render::thumbnail_png;
-use r2unet::reproduce::{PaperRow, dataset_dir, eval_protocol, goal, paper, train_config};
+use r2unet::reproduce::{PaperRow, dataset_dir, eval_protocol, goal, loo, paper, train_config};
 use r2unet::segment::TrainedModel;
 use r2unet::train::{RunDir, Trainer};
 use serde::Serialize;
@@ -62,6 +63,25 @@ pub struct ReproduceArgs {
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+    /// `standard`: each dataset's standard split and shipped (or --train) model.
+    /// `loo`: leave-one-out (the paper's STARE protocol): one model per image, trained
+    /// on all the others (fine-tuned from --weights-dir's drive-<model>.safetensors when
+    /// present) and tested on it; resumable fold by fold.
+    #[arg(long, value_enum, default_value = "standard")]
+    protocol: ProtocolArg,
+    /// With --protocol loo: stop after training this many more folds (the summary
+    /// covers every finished fold).
+    #[arg(long, value_name = "N")]
+    max_folds: Option<usize>,
+}
+
+/// `--protocol`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ProtocolArg {
+    /// The standard split of each dataset.
+    Standard,
+    /// Leave-one-out.
+    Loo,
 }
 
 /// One row of results.json.
@@ -471,7 +491,119 @@ fn training_note(train: &serde_json::Value) -> String {
     }
 }
 
+/// `--protocol loo`: every dataset and model by leave-one-out.
+fn run_loo(args: &ReproduceArgs) -> anyhow::Result<()> {
+    let device = args.device.device()?;
+    for &kind in &args.datasets {
+        let dir = dataset_dir(&args.data, kind).ok_or_else(|| {
+            anyhow::anyhow!("{kind}: no folder for it under {}", args.data.display())
+        })?;
+        for &model in &args.models {
+            let name = format!("{kind}-{model}-loo");
+            let out = args.out.join(&name);
+            let init = Some(args.weights_dir.join(format!("drive-{model}.safetensors")))
+                .filter(|w| w.is_file() && kind != DatasetKind::Drive);
+            let budget = |mut c: r2unet::train::TrainConfig| {
+                if let Some(e) = args.epochs {
+                    c.epochs = e;
+                }
+                if let Some(p) = args.patches_per_image {
+                    c.patches_per_image = p;
+                }
+                c
+            };
+            eprintln!(
+                "{name}: folds in {}, their runs in {}{}",
+                out.display(),
+                args.out.join("runs").join(&name).display(),
+                init.as_ref().map_or(String::new(), |w| format!(
+                    ", fine-tuned from {}",
+                    w.display()
+                ))
+            );
+            let summary = loo::run(
+                kind,
+                model,
+                &dir,
+                &out,
+                &args.out.join("runs").join(&name),
+                init,
+                &budget,
+                args.max_folds,
+                &device,
+                &mut |trainer, run| {
+                    train(trainer, run)
+                        .map_err(|e| r2unet::Error::invalid("training", format!("{e:#}")))
+                },
+            )
+            .with_context(|| format!("leave-one-out of {model} on {kind}"))?;
+            let text = loo_markdown(&summary);
+            write_atomic(&out.join("summary.md"), text.as_bytes())?;
+            write_atomic(
+                &out.join("summary.json"),
+                serde_json::to_string_pretty(&summary)?.as_bytes(),
+            )?;
+            println!("{text}");
+        }
+    }
+    Ok(())
+}
+
+/// The leave-one-out summary as Markdown: pooled metrics, mean and
+/// standard deviation over folds, one line per fold.
+fn loo_markdown(s: &loo::Summary) -> String {
+    let mut text = format!(
+        "## {} {} leave-one-out: {} of {} folds finished\n\n",
+        s.dataset,
+        s.model,
+        s.folds.len(),
+        s.folds_total
+    );
+    if let Some(p) = &s.pooled {
+        let auc = p.auc.map_or("n/a".into(), |v| format!("{v:.4}"));
+        let _ = writeln!(
+            text,
+            "Pooled over the finished folds' test images (threshold 0.5, inside the FOV): \
+             **F1 {:.4}**, Se {:.4}, Sp {:.4}, Acc {:.4}, **AUC {auc}**.\n",
+            p.f1, p.sensitivity, p.specificity, p.accuracy
+        );
+    }
+    if let (Some(f1), Some(auc)) = (s.f1, s.auc) {
+        let _ = writeln!(
+            text,
+            "Over folds: F1 {:.4} ± {:.4}, AUC {:.4} ± {:.4} (mean ± standard deviation); \
+             training {:.0} s in all.\n",
+            f1.mean, f1.std, auc.mean, auc.std, s.train_seconds
+        );
+    }
+    text.push_str(
+        "| fold | test image | F1 | AUC | Se | Sp | patches seen | training s | validation AUC |\n",
+    );
+    text.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for f in &s.folds {
+        let m = &f.metrics;
+        let opt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.4}"));
+        let _ = writeln!(
+            text,
+            "| {} | {} | {:.4} | {} | {:.4} | {:.4} | {} | {:.0} | {} |",
+            f.fold,
+            f.id,
+            m.f1,
+            opt(m.auc),
+            m.sensitivity,
+            m.specificity,
+            f.patches_seen,
+            f.train_seconds,
+            opt(f.best_val_auc)
+        );
+    }
+    text
+}
+
 pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
+    if args.protocol == ProtocolArg::Loo {
+        return run_loo(&args);
+    }
     let device = args.device.device()?;
     std::fs::create_dir_all(&args.out)?;
     let mut rows = Vec::new();

@@ -77,14 +77,23 @@ impl DatasetKind {
     pub fn entries(self, dir: &Path, split: Split, opts: &LoadOptions) -> Result<Vec<Entry>> {
         opts.validate()?;
         require_dir(dir, "the dataset folder")?;
+        let listed = if opts.leave_out.is_some() {
+            Split::All
+        } else {
+            split
+        };
         let entries = match self {
-            DatasetKind::Drive => drive::entries(dir, split, opts)?,
-            DatasetKind::Stare => stare::entries(dir, split, opts)?,
-            DatasetKind::Chase => chase::entries(dir, split, opts)?,
-            DatasetKind::Ph2 => ph2::entries(dir, split)?,
-            DatasetKind::Lung => lung::entries(dir, split)?,
-            DatasetKind::Folder => folder::entries(dir, split)?,
-            DatasetKind::Nifti => nifti::entries(dir, split)?,
+            DatasetKind::Drive => drive::entries(dir, listed, opts)?,
+            DatasetKind::Stare => stare::entries(dir, listed, opts)?,
+            DatasetKind::Chase => chase::entries(dir, listed, opts)?,
+            DatasetKind::Ph2 => ph2::entries(dir, listed)?,
+            DatasetKind::Lung => lung::entries(dir, listed)?,
+            DatasetKind::Folder => folder::entries(dir, listed)?,
+            DatasetKind::Nifti => nifti::entries(dir, listed)?,
+        };
+        let entries = match opts.leave_out {
+            Some(fold) => leave_one_out(entries, fold, split).map_err(|e| layout(dir, e))?,
+            None => entries,
         };
         if entries.is_empty() {
             return Err(layout(dir, format!("no {split} images found")));
@@ -249,6 +258,11 @@ pub struct LoadOptions {
     pub hu_window: (f32, f32),
     /// Axis along which NIfTI volumes are sliced (0, 1 or 2; 2 = axial for RAS volumes).
     pub nifti_axis: usize,
+    /// Leave-one-out fold `k`: of all the images in sorted order, the
+    /// `k`-th (from 0) is the test split and the others the training split,
+    /// instead of the layout's standard split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave_out: Option<usize>,
 }
 
 impl Default for LoadOptions {
@@ -260,6 +274,7 @@ impl Default for LoadOptions {
             fov: FovChoice::Given,
             hu_window: HU_WINDOW,
             nifti_axis: 2,
+            leave_out: None,
         }
     }
 }
@@ -464,6 +479,31 @@ pub(crate) fn list_files(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<
     Ok(files)
 }
 
+/// The `split` of leave-one-out fold `fold` of `items` (sorted by id): the
+/// `fold`-th alone for test, the others for training, none for validation.
+fn leave_one_out<T>(
+    mut items: Vec<T>,
+    fold: usize,
+    split: Split,
+) -> std::result::Result<Vec<T>, String> {
+    let n = items.len();
+    if fold >= n {
+        return Err(format!(
+            "leave-one-out fold {fold}: the set has {n} images (folds 0-{})",
+            n.saturating_sub(1)
+        ));
+    }
+    Ok(match split {
+        Split::Train => {
+            items.remove(fold);
+            items
+        }
+        Split::Test => vec![items.remove(fold)],
+        Split::Val => Vec::new(),
+        Split::All => items,
+    })
+}
+
 /// Picks a standard split out of `items` sorted by id: the first `train`,
 /// then `val`, then the rest for test.
 pub(crate) fn split_sorted<T>(items: Vec<T>, train: usize, val: usize, split: Split) -> Vec<T> {
@@ -490,4 +530,23 @@ pub(crate) fn id_of(path: &Path) -> String {
 /// The file name of `path` as text (for id parsing).
 pub(crate) fn file_name(path: &Path) -> &str {
     path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leave_one_out_tests_the_kth_and_trains_on_the_rest() {
+        let items = || vec!["a", "b", "c", "d"];
+        assert_eq!(leave_one_out(items(), 2, Split::Test).unwrap(), ["c"]);
+        assert_eq!(
+            leave_one_out(items(), 2, Split::Train).unwrap(),
+            ["a", "b", "d"]
+        );
+        assert!(leave_one_out(items(), 0, Split::Val).unwrap().is_empty());
+        assert_eq!(leave_one_out(items(), 3, Split::All).unwrap().len(), 4);
+        let err = leave_one_out(items(), 4, Split::Test).unwrap_err();
+        assert!(err.contains("fold 4") && err.contains("4 images"), "{err}");
+    }
 }

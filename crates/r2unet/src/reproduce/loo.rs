@@ -1,0 +1,329 @@
+//! Leave-one-out, the protocol the paper's STARE numbers come from: fold `k`
+//! trains on every image but the `k`-th (in sorted order) and tests on it;
+//! the metrics are pooled over all the left-out images, and also given as
+//! the mean and standard deviation over folds.
+//!
+//! Each finished fold leaves `fold-KK.json` (its image, metrics and
+//! training budget) and `fold-KK_prob.png` (its probability map, 16-bit) in
+//! the output folder; a fold with both is not run again, so an interrupted
+//! leave-one-out continues with the next unfinished fold, on this machine or
+//! another one the output folder was copied to. Fold runs (models and
+//! checkpoints) live in a separate folder and may be deleted once their fold
+//! is finished.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::train_config;
+use crate::atomic::write_atomic;
+use crate::data::{DatasetKind, LoadOptions, Sample, Split};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::eval::evaluate::probability_map;
+use crate::eval::{Confusion, Metrics, RocAccumulator, ZeroDivision};
+use crate::infer::Inference;
+use crate::model::Architecture;
+use crate::render::probability_png;
+use crate::segment::TrainedModel;
+use crate::train::{RunDir, RunState, TrainConfig, Trainer};
+
+/// Epochs of a fold's run: with [`LOO_PATCHES_PER_IMAGE`] from each of 19
+/// STARE images, 30,400 patches, about 6 minutes on 2 CPU cores (85
+/// patches/s), so the 20 folds take about 2 hours.
+pub const LOO_EPOCHS: usize = 5;
+/// Patches drawn from each training image per epoch in a fold.
+pub const LOO_PATCHES_PER_IMAGE: usize = 320;
+
+/// How fold `fold` of `kind` is trained: the retina protocol of
+/// [`train_config`] on all images but the `fold`-th, with the leave-one-out
+/// budget, fine-tuned from `init` when given (the shipped DRIVE model).
+pub fn fold_config(
+    kind: DatasetKind,
+    model: Architecture,
+    data: &Path,
+    fold: usize,
+    init: Option<PathBuf>,
+) -> TrainConfig {
+    let mut config = train_config(kind, model, data);
+    config.load.leave_out = Some(fold);
+    config.epochs = LOO_EPOCHS;
+    config.patches_per_image = LOO_PATCHES_PER_IMAGE;
+    config.init = init;
+    config
+}
+
+/// One finished fold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Fold {
+    /// Fold index (from 0).
+    pub fold: usize,
+    /// The left-out (test) image.
+    pub id: String,
+    /// Its metrics at threshold 0.5 inside the FOV.
+    pub metrics: Metrics,
+    /// Patches the fold's model saw in training.
+    pub patches_seen: usize,
+    /// Training wall time in seconds.
+    pub train_seconds: f64,
+    /// Validation AUC of the chosen checkpoint.
+    pub best_val_auc: Option<f64>,
+    /// Weights it started from (`None`: random initialisation).
+    pub init: Option<String>,
+}
+
+/// Mean and (sample) standard deviation.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct MeanStd {
+    /// Mean over folds.
+    pub mean: f64,
+    /// Standard deviation over folds (n - 1).
+    pub std: f64,
+}
+
+impl MeanStd {
+    fn of(values: &[f64]) -> Option<Self> {
+        let n = values.len();
+        if n == 0 {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let var = if n > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        Some(Self {
+            mean,
+            std: var.sqrt(),
+        })
+    }
+}
+
+/// The folds finished so far and their metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Dataset.
+    pub dataset: String,
+    /// Model.
+    pub model: String,
+    /// Folds in the set (its image count).
+    pub folds_total: usize,
+    /// The finished folds, by index.
+    pub folds: Vec<Fold>,
+    /// Every FOV pixel of the finished folds' test images pooled, at 0.5
+    /// (probabilities as stored, in steps of 1/65535).
+    pub pooled: Option<Metrics>,
+    /// F1 over folds.
+    pub f1: Option<MeanStd>,
+    /// AUC over folds.
+    pub auc: Option<MeanStd>,
+    /// Training time of the finished folds, seconds.
+    pub train_seconds: f64,
+}
+
+/// `out/fold-KK.json` and `out/fold-KK_prob.png`.
+fn fold_files(out: &Path, fold: usize) -> (PathBuf, PathBuf) {
+    (
+        out.join(format!("fold-{fold:02}.json")),
+        out.join(format!("fold-{fold:02}_prob.png")),
+    )
+}
+
+/// The test sample of fold `fold`.
+fn fold_sample(kind: DatasetKind, data: &Path, fold: usize) -> Result<Sample> {
+    let opts = LoadOptions {
+        leave_out: Some(fold),
+        ..LoadOptions::default()
+    };
+    let mut samples = kind.load(data, Split::Test, &opts)?;
+    samples.pop().ok_or_else(|| {
+        Error::invalid(
+            format!("leave-one-out fold {fold}"),
+            "no test image".to_string(),
+        )
+    })
+}
+
+/// Runs (or continues) leave-one-out of `model` on `kind` in `data`:
+/// every unfinished fold is trained in `runs/fold-KK` (resumed when its run
+/// folder holds a checkpoint) by `train`, its best checkpoint segments the
+/// left-out image, and the fold's files are written to `out`; then the
+/// summary of every finished fold. `max_folds` stops after that many
+/// newly trained folds (`None`: all).
+///
+/// # Errors
+///
+/// Layout, training, inference and I/O errors, each naming its file.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    kind: DatasetKind,
+    model: Architecture,
+    data: &Path,
+    out: &Path,
+    runs: &Path,
+    init: Option<PathBuf>,
+    budget: &dyn Fn(TrainConfig) -> TrainConfig,
+    max_folds: Option<usize>,
+    device: &Device,
+    train: &mut dyn FnMut(Trainer, &Path) -> Result<RunState>,
+) -> Result<Summary> {
+    let total = kind
+        .entries(data, Split::All, &LoadOptions::default())?
+        .len();
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut trained = 0;
+    for fold in 0..total {
+        let (json, png) = fold_files(out, fold);
+        if json.is_file() && png.is_file() {
+            continue;
+        }
+        if max_folds.is_some_and(|m| trained >= m) {
+            break;
+        }
+        let run = RunDir(runs.join(format!("fold-{fold:02}")));
+        let trainer = if run.state().is_file() {
+            Trainer::resume(run.clone(), device)?
+        } else {
+            let config = budget(fold_config(kind, model, data, fold, init.clone()));
+            Trainer::new(config, run.clone(), device)?
+        };
+        let state = train(trainer, &run.0)?;
+        trained += 1;
+        let config = run.read_config()?;
+        let net = TrainedModel::from_run(&run.0, true, device)?;
+        let sample = fold_sample(kind, data, fold)?;
+        let probs = probability_map(
+            &net.model,
+            &net.preprocess,
+            &Inference::default(),
+            &sample,
+            device,
+        )?;
+        let metrics = Metrics::evaluate(&probs, &sample.label.data, Some(&sample.fov.data), 0.5)?;
+        let record = Fold {
+            fold,
+            id: sample.id.clone(),
+            metrics,
+            patches_seen: state.steps * config.batch_size,
+            train_seconds: state.elapsed_s.round(),
+            best_val_auc: state.best_auc,
+            init: config.init.as_ref().map(|p| p.display().to_string()),
+        };
+        let (w, h) = (sample.image.width, sample.image.height);
+        write_atomic(&png, &probability_png(&probs, w, h)?)?;
+        let text = serde_json::to_string_pretty(&record).expect("fold serialises");
+        write_atomic(&json, text.as_bytes())?;
+    }
+    summary(kind, model, data, out, total)
+}
+
+/// The summary of the folds finished in `out` (see [`run`]).
+///
+/// # Errors
+///
+/// Unreadable fold files or dataset images, naming the file.
+pub fn summary(
+    kind: DatasetKind,
+    model: Architecture,
+    data: &Path,
+    out: &Path,
+    total: usize,
+) -> Result<Summary> {
+    let mut folds = Vec::new();
+    let mut scores = RocAccumulator::new();
+    let mut confusion = Confusion::default();
+    for fold in 0..total {
+        let (json, png) = fold_files(out, fold);
+        if !(json.is_file() && png.is_file()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
+        let record: Fold = serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: json.clone(),
+            reason: e.to_string(),
+        })?;
+        let sample = fold_sample(kind, data, fold)?;
+        let probs = read_probabilities(&png, &sample)?;
+        let fov = Some(sample.fov.data.as_slice());
+        scores.push(&probs, &sample.label.data, fov)?;
+        confusion += Confusion::from_probs(&probs, &sample.label.data, fov, 0.5);
+        folds.push(record);
+    }
+    let pooled = (!folds.is_empty()).then(|| {
+        let sorted = scores.finish();
+        Metrics::new(
+            confusion,
+            sorted.auc(),
+            sorted.average_precision(),
+            ZeroDivision::One,
+        )
+    });
+    let f1: Vec<f64> = folds.iter().map(|f| f.metrics.f1).collect();
+    let auc: Vec<f64> = folds.iter().filter_map(|f| f.metrics.auc).collect();
+    Ok(Summary {
+        dataset: kind.to_string(),
+        model: model.to_string(),
+        folds_total: total,
+        pooled,
+        f1: MeanStd::of(&f1),
+        auc: MeanStd::of(&auc),
+        train_seconds: folds.iter().map(|f| f.train_seconds).sum(),
+        folds,
+    })
+}
+
+/// A fold's stored 16-bit probability map, checked against its image's size.
+fn read_probabilities(png: &Path, sample: &Sample) -> Result<Vec<f32>> {
+    let image = image::open(png)
+        .map_err(|e| Error::invalid(png.display().to_string(), e.to_string()))?
+        .into_luma16();
+    let (w, h) = (sample.image.width, sample.image.height);
+    if (image.width() as usize, image.height() as usize) != (w, h) {
+        return Err(Error::invalid(
+            png.display().to_string(),
+            format!(
+                "{}x{} pixels; the fold's image `{}` is {w}x{h}",
+                image.width(),
+                image.height(),
+                sample.id
+            ),
+        ));
+    }
+    Ok(image
+        .into_raw()
+        .into_iter()
+        .map(|v| f32::from(v) / 65535.0)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_standard_deviation() {
+        let m = MeanStd::of(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert!((m.mean - 2.5).abs() < 1e-12);
+        assert!((m.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(MeanStd::of(&[0.7]).unwrap().std, 0.0);
+        assert!(MeanStd::of(&[]).is_none());
+    }
+
+    #[test]
+    fn a_fold_leaves_out_one_budgeted_image() {
+        let c = fold_config(
+            DatasetKind::Stare,
+            Architecture::R2unet,
+            Path::new("STARE"),
+            7,
+            None,
+        );
+        assert_eq!(c.load.leave_out, Some(7));
+        assert_eq!(
+            (c.epochs, c.patches_per_image),
+            (LOO_EPOCHS, LOO_PATCHES_PER_IMAGE)
+        );
+        c.validate().unwrap();
+    }
+}
