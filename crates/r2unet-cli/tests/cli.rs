@@ -623,3 +623,87 @@ fn export_writes_onnx_from_a_weights_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--onnx"));
 }
+
+/// `reproduce --protocol loo` trains one model per image, keeps each
+/// finished fold, and continues with the next unfinished one when run again.
+#[test]
+fn leave_one_out_continues_fold_by_fold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chase = tmp.path().join("data/CHASE_DB1");
+    for sub in ["images", "manual"] {
+        std::fs::create_dir_all(chase.join(sub)).unwrap();
+    }
+    for id in ["Image_01L", "Image_01R", "Image_02L"] {
+        fundus_png(&chase.join(format!("images/{id}.jpg")), 80, 72);
+        image::GrayImage::from_fn(80, 72, |x, y| {
+            image::Luma([if x.abs_diff(y) < 2 { 255 } else { 0 }])
+        })
+        .save(chase.join(format!("manual/{id}_1stHO.png")))
+        .unwrap();
+    }
+    let (data, out) = (tmp.path().join("data"), tmp.path().join("out"));
+    let no_weights = tmp.path().join("no-weights");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "reproduce",
+            "--data",
+            data.to_str().unwrap(),
+            "--datasets",
+            "chase",
+            "--protocol",
+            "loo",
+            "--epochs",
+            "1",
+            "--patches-per-image",
+            "4",
+            "--weights-dir",
+            no_weights.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "1",
+        ];
+        a.extend_from_slice(extra);
+        r2unet(&a)
+    };
+    let run = args(&["--max-folds", "2"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("2 of 3 folds finished"), "{stdout}");
+    let folds = out.join("chase-r2unet-loo");
+    let first = std::fs::read(folds.join("fold-00.json")).unwrap();
+    assert!(!folds.join("fold-02.json").exists());
+    let run = args(&[]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("3 of 3 folds finished"), "{stdout}");
+    assert!(stdout.contains("| 2 | Image_02L |"), "{stdout}");
+    // Finished folds are not trained again.
+    assert_eq!(std::fs::read(folds.join("fold-00.json")).unwrap(), first);
+    assert!(folds.join("summary.json").is_file());
+    // A fold beyond the set is refused, naming the fold and the set's size.
+    let bad = r2unet(&[
+        "eval",
+        "--weights",
+        "../../weights/drive-r2unet.safetensors",
+        "--dataset",
+        "chase",
+        "--data",
+        chase.to_str().unwrap(),
+        "--leave-out",
+        "3",
+    ]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("fold 3") && err.contains("3 images"),
+        "{err}"
+    );
+}
