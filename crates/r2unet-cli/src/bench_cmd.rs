@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 use r2unet::bench::{BenchConfig, BenchMode, bench};
 use r2unet::device::DeviceChoice;
 
+use crate::infer_args::PrecisionArg;
 use crate::model_args::ModelArgs;
 
 /// `--mode`.
@@ -47,10 +48,19 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Arithmetic of the 3x3 convolutions (--mode infer only): bf16 on CPUs with
+    /// AVX512_BF16.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: PrecisionArg,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let config = args.model.config()?;
+    anyhow::ensure!(
+        args.precision == PrecisionArg::F32 || matches!(args.mode, BenchModeArg::Infer),
+        "--precision bf16 is for inference (--mode infer); training runs in f32"
+    );
+    args.precision.apply(args.device)?;
     let devices = match &args.devices {
         Some(list) => r2unet::device::parse_devices(list)?,
         None => vec![args.device.device()?],
@@ -76,11 +86,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         v["bn"] = serde_json::json!(config.bn.to_string());
         v["threads"] = serde_json::json!(rayon::current_num_threads());
         v["device"] = serde_json::json!(device_name);
+        v["precision"] = serde_json::json!(format!("{:?}", args.precision).to_lowercase());
         println!("{v}");
         return Ok(());
     }
     println!(
-        "{} {} step, batch {} of {}x{} on {} ({} threads, {} kernels): median {:.1} ms, \
+        "{} {} step, batch {} of {}x{} on {} ({} threads, {} kernels, {:?}): median {:.1} ms, \
          min {:.1} ms, {:.1} patches/s, {:.1} GFLOP/s (convolutions)",
         config.architecture,
         args.mode
@@ -92,6 +103,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         device_name,
         rayon::current_num_threads(),
         r.isa,
+        args.precision,
         r.median_ms,
         r.min_ms,
         r.patches_per_s,

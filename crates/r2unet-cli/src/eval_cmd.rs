@@ -126,6 +126,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         args.threshold
     );
     let device = args.device.device()?;
+    args.infer.precision.apply(args.device)?;
     let best = matches!(args.checkpoint, CheckpointArg::Best);
     let (trained, weights) =
         load_trained(args.run.as_deref(), args.weights.as_deref(), best, &device)?;

@@ -153,6 +153,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         max_pixels: args.max_pixels,
     };
     let device = args.device.device()?;
+    args.infer.precision.apply(args.device)?;
     let model = match &args.weights {
         Some(w) => TrainedModel::load(w, &device)?,
         None => TrainedModel::shipped("drive", &device)?,

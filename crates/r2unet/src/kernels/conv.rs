@@ -68,6 +68,8 @@ pub fn forward(
 ) -> Vec<f32> {
     if maps.channels >= WINOGRAD_FORWARD_FROM {
         winograd::forward(input, maps, weight, out_channels, bias, act)
+    } else if super::precision() == super::Precision::Bf16 {
+        implicit::forward_bf16(input, maps, weight, out_channels, bias, 3, act)
     } else {
         implicit::forward(input, maps, weight, out_channels, bias, 3, act)
     }

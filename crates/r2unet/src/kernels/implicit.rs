@@ -22,7 +22,9 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 use super::conv::Activation;
-use super::tile::{DR, DS, FN, FR, Windows, tile_dot, tile_offsets};
+use super::tile::{
+    DR, DS, FN, FR, Windows, bf16_pair, has_bf16, tile_dot, tile_offsets, tile_offsets_bf16,
+};
 use super::{Maps, par_filled};
 
 /// A unit of work: rows `rows.0..rows.1` of the images `images`.
@@ -95,6 +97,27 @@ impl Band {
         (i * self.block + row) * self.pw + x
     }
 
+    /// The band as bf16 pairs of channels `2p`, `2p + 1` (`p * plane + q`),
+    /// zero past the last channel and the last position; with the offset of
+    /// every tap `(p, dy, dx)` from its output position, in
+    /// [`Forward::pack_bf16`]'s order.
+    fn bf16_pairs(&self, channels: usize, kernel: usize) -> (Vec<u32>, Vec<usize>) {
+        let pairs = channels.div_ceil(2);
+        let tail = self.data.len() - channels * self.plane;
+        let mut out = Vec::with_capacity(pairs * self.plane + tail);
+        for p in 0..pairs {
+            let lo = &self.data[2 * p * self.plane..][..self.plane];
+            if 2 * p + 1 < channels {
+                let hi = &self.data[(2 * p + 1) * self.plane..][..self.plane];
+                out.extend(lo.iter().zip(hi).map(|(&l, &h)| bf16_pair(l, h)));
+            } else {
+                out.extend(lo.iter().map(|&l| bf16_pair(l, 0.0)));
+            }
+        }
+        out.resize(pairs * self.plane + tail, 0);
+        (out, self.taps(pairs, kernel))
+    }
+
     /// The offset of every tap `(c, dy, dx)` of a `kernel x kernel` filter
     /// (`kernel = 2 * margin + 1`) from its output position, in the weight's
     /// order (`c * kernel² + dy * kernel + dx`): ascending.
@@ -139,6 +162,40 @@ pub fn forward(
     kernel: usize,
     act: Activation,
 ) -> Vec<f32> {
+    forward_in(input, maps, weight, out_channels, bias, kernel, act, false)
+}
+
+/// [`forward`] with inputs and weights rounded to bfloat16, two input
+/// channels per multiply-add pair, products summed in f32
+/// ([`tile_offsets_bf16`]): about 3 significant digits per product.
+///
+/// # Panics
+///
+/// As [`forward`]; without AVX512_BF16 ([`has_bf16`]).
+pub fn forward_bf16(
+    input: &[f32],
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    kernel: usize,
+    act: Activation,
+) -> Vec<f32> {
+    assert!(has_bf16(), "the bf16 convolution needs AVX512_BF16");
+    forward_in(input, maps, weight, out_channels, bias, kernel, act, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_in(
+    input: &[f32],
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    kernel: usize,
+    act: Activation,
+    bf16: bool,
+) -> Vec<f32> {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
     assert!(kernel % 2 == 1, "odd kernel sizes only");
     let k = kernel * kernel * c;
@@ -151,7 +208,10 @@ pub fn forward(
     if maps.batch * image_len == 0 {
         return Vec::new();
     }
-    let job = Forward::new(input, maps, weight, out_channels, bias, kernel, act);
+    let mut job = Forward::new(input, maps, weight, out_channels, bias, kernel, act);
+    if bf16 {
+        job.pack_bf16(weight);
+    }
     let jobs = jobs(maps, kernel / 2, FORWARD_POSITIONS);
     if let Some(group) = whole_images(&jobs, h) {
         return par_filled(maps.batch * image_len, group * image_len, |j, dst| {
@@ -198,6 +258,11 @@ struct Forward<'a> {
     maps: Maps,
     out_channels: usize,
     act: Activation,
+    /// `packed_bf16[(i * k2 + p * kernel² + t) * FR + r]`: the weights of
+    /// output channel `i * FR + r` at tap `t` of input channels `2p` and
+    /// `2p + 1` as one bf16 pair (`k2 = ceil(C / 2) * kernel²`), when the
+    /// pass runs in bf16.
+    packed_bf16: Option<Vec<u32>>,
 }
 
 impl<'a> Forward<'a> {
@@ -225,20 +290,60 @@ impl<'a> Forward<'a> {
             maps,
             out_channels,
             act,
+            packed_bf16: None,
         }
+    }
+
+    /// Packs the weight as bf16 pairs of input channels: the pass then runs in bf16.
+    fn pack_bf16(&mut self, weight: &[f32]) {
+        let (c, k2) = (self.maps.channels, self.kernel * self.kernel);
+        let pairs = c.div_ceil(2);
+        let mut packed = vec![0u32; self.out_channels.div_ceil(FR) * pairs * k2 * FR];
+        for (o, filters) in weight.chunks_exact(c * k2).enumerate() {
+            for p in 0..pairs {
+                for t in 0..k2 {
+                    let at = |ch: usize| if ch < c { filters[ch * k2 + t] } else { 0.0 };
+                    packed[((o / FR) * pairs * k2 + p * k2 + t) * FR + o % FR] =
+                        bf16_pair(at(2 * p), at(2 * p + 1));
+                }
+            }
+        }
+        self.packed_bf16 = Some(packed);
     }
 
     /// The job's output into `dst[((i * out_channels + o) * R + row) * W + x]`
     /// for its image `i`, output channel `o` and row `row` of its `R` rows.
     fn run(&self, job: &Job, dst: &mut [f32]) {
         let band = Band::new(self.input, self.maps, job, self.kernel / 2);
-        self.run_on(&band, job, dst);
+        match &self.packed_bf16 {
+            None => {
+                let taps = Windows::new(band.taps(self.maps.channels, self.kernel));
+                let k = taps.len();
+                self.run_on(&band, job, dst, |i, p0| {
+                    tile_offsets(&self.packed[i * k * FR..], &band.data[p0..], &taps)
+                });
+            }
+            Some(packed) => {
+                let (pairs, taps) = band.bf16_pairs(self.maps.channels, self.kernel);
+                let taps = Windows::new(taps);
+                let k = taps.len();
+                self.run_on(&band, job, dst, |i, p0| {
+                    tile_offsets_bf16(&packed[i * k * FR..], &pairs[p0..], &taps)
+                });
+            }
+        }
     }
 
-    /// [`Forward::run`] on the job's band, already padded.
-    fn run_on(&self, band: &Band, job: &Job, dst: &mut [f32]) {
-        let taps = Windows::new(band.taps(self.maps.channels, self.kernel));
-        let (w, pw, k) = (self.maps.width, band.pw, taps.len());
+    /// [`Forward::run`] on the job's band, already padded, its tiles from
+    /// `tile(block of FR output channels, first position)`.
+    fn run_on(
+        &self,
+        band: &Band,
+        job: &Job,
+        dst: &mut [f32],
+        tile: impl Fn(usize, usize) -> [[f32; FN]; FR],
+    ) {
+        let (w, pw) = (self.maps.width, band.pw);
         let rows = job.rows.1 - job.rows.0;
         let plane = rows * w;
         let end = band.position(job.images.len() - 1, rows - 1, w - 1) + 1;
@@ -259,7 +364,7 @@ impl<'a> Forward<'a> {
                 lane += run;
             }
             for i in 0..self.out_channels.div_ceil(FR) {
-                let t = tile_offsets(&self.packed[i * k * FR..], &band.data[p0..], &taps);
+                let t = tile(i, p0);
                 for (r, row) in t
                     .iter()
                     .enumerate()
@@ -438,6 +543,37 @@ mod tests {
         check_forward(&SHAPES, |x, m, wt, o, b| {
             forward(x, m, wt, o, b, 3, Activation::Identity)
         });
+    }
+
+    /// The bf16 pass is the definition on inputs and weights rounded to
+    /// bf16, summed in f32: equal up to the order of the additions.
+    #[test]
+    fn bf16_forward_is_the_definition_on_rounded_values() {
+        if !has_bf16() {
+            eprintln!("skipped: this CPU has no AVX512_BF16 (or R2UNET_ISA caps it)");
+            return;
+        }
+        let round = |v: &[f32]| -> Vec<f32> {
+            v.iter()
+                .map(|&x| f32::from_bits(u32::from(super::super::tile::to_bf16(x)) << 16))
+                .collect()
+        };
+        for &(batch, channels, height, width, o) in &SHAPES {
+            let m = maps(batch, channels, height, width);
+            let (x, wt, b) = (
+                values(m.len(), 1),
+                values(o * channels * 9, 2),
+                values(o, 3),
+            );
+            let want = crate::kernels::conv::reference::forward(&round(&x), m, &round(&wt), o, &b);
+            let got = forward_bf16(&x, m, &wt, o, Some(&b), 3, Activation::Identity);
+            let d = max_diff(&got, &want);
+            assert!(d < 1e-4, "{m:?} -> {o}: {d}");
+            // And within bf16's precision of the f32 pass.
+            let f32_pass = forward(&x, m, &wt, o, Some(&b), 3, Activation::Identity);
+            let scale = f32_pass.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+            assert!(max_diff(&got, &f32_pass) < 0.05 * scale, "{m:?}");
+        }
     }
 
     #[test]

@@ -20,11 +20,68 @@ pub mod winograd;
 
 use std::sync::OnceLock;
 
+use crate::error::{Error, Result};
 use burn::tensor::{DType, Device, Tensor};
 use wide::f32x8;
 
 pub use burn_ops::{batch_norm_relu_train, conv1x1, conv3x3, conv3x3_relu, max_pool2, upsample2};
-pub use tile::isa;
+pub use tile::{has_bf16, isa};
+
+/// The arithmetic of the forward 3x3 convolutions of r2unet's CPU kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Single precision throughout (the default; what training uses).
+    #[default]
+    F32,
+    /// Inputs and weights rounded to bfloat16, two channels per
+    /// multiply-add, sums in f32 (AVX512_BF16), in the 3x3 forward
+    /// convolutions of the implicit path ([`implicit::forward_bf16`]: fewer
+    /// than [`conv::WINOGRAD_FORWARD_FROM`] input channels); the Winograd
+    /// levels stay in f32 (in bf16 on the implicit path they made the
+    /// retina R2U-Net's inference step slower still: BENCHMARKS.md).
+    Bf16,
+}
+
+static BF16: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the arithmetic of every forward 3x3 convolution in this process
+/// (for inference: the CLI sets it for `predict`, `eval` and `bench --mode
+/// infer`; training stays in f32).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] for bf16 on a CPU without AVX512_BF16 (or with
+/// `R2UNET_ISA` capping it) or with `R2UNET_BURN_KERNELS=1`.
+pub fn set_precision(precision: Precision) -> Result<()> {
+    if precision == Precision::Bf16 {
+        let why = if burn_kernels_forced() {
+            Some("R2UNET_BURN_KERNELS=1 sends the CPU to Burn's f32 operations")
+        } else if !has_bf16() {
+            Some(
+                "this CPU has no AVX512_BF16 (or R2UNET_ISA caps the kernels below AVX-512); use f32",
+            )
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Error::invalid("precision bf16", why));
+        }
+    }
+    BF16.store(
+        precision == Precision::Bf16,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Ok(())
+}
+
+/// The arithmetic [`set_precision`] chose.
+pub fn precision() -> Precision {
+    if BF16.load(std::sync::atomic::Ordering::Relaxed) {
+        Precision::Bf16
+    } else {
+        Precision::F32
+    }
+}
 
 /// Shape of a contiguous NCHW batch of feature maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,13 +116,16 @@ impl Maps {
     }
 }
 
+/// Whether `R2UNET_BURN_KERNELS=1` switches the kernels off (read once).
+fn burn_kernels_forced() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os("R2UNET_BURN_KERNELS").is_some_and(|v| v == "1"))
+}
+
 /// Whether `x` lives on the CPU backend in `f32` and the kernels are not
 /// switched off with `R2UNET_BURN_KERNELS=1`.
 pub(crate) fn own_kernels_apply(x: &Tensor<4>) -> bool {
-    static OFF: OnceLock<bool> = OnceLock::new();
-    let off =
-        *OFF.get_or_init(|| std::env::var_os("R2UNET_BURN_KERNELS").is_some_and(|v| v == "1"));
-    !off && x.dtype() == DType::F32 && x.device().inner() == Device::flex()
+    !burn_kernels_forced() && x.dtype() == DType::F32 && x.device().inner() == Device::flex()
 }
 
 /// A vector of `len` values filled in chunks of `chunk` by `f(index, chunk)`

@@ -121,6 +121,60 @@ pub fn tile_offsets(a: &[f32], b: &[f32], windows: &Windows) -> [[f32; FN]; FR] 
     out
 }
 
+/// Whether [`tile_offsets_bf16`] can run: AVX512_BF16 with AVX-512 F and
+/// VL, not capped by `R2UNET_ISA`.
+pub fn has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::has_avx512() && x86::has_bf16()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `x` rounded to bfloat16 (to nearest, ties to even; the top 16 bits of
+/// the f32 it stands for).
+pub fn to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// Two values as one bf16 pair (`lo` in the low half), the operand unit of
+/// [`tile_offsets_bf16`].
+pub fn bf16_pair(lo: f32, hi: f32) -> u32 {
+    u32::from(to_bf16(lo)) | (u32::from(to_bf16(hi)) << 16)
+}
+
+/// [`tile_offsets`] on bf16 pairs ([`bf16_pair`]): every `a[k * FR + r]`
+/// and `b[offsets[k] + j]` holds two values, and each result adds both
+/// products of each pair, in f32 (AVX512_BF16's `vdpbf16ps`). With the
+/// pairs two input channels of one tap, this is the 3x3 convolution with
+/// half the multiply-add instructions and half the bytes read.
+///
+/// # Panics
+///
+/// Without [`has_bf16`]; if `a` is shorter than `windows.len() * FR` or a
+/// window runs past the end of `b`.
+pub fn tile_offsets_bf16(a: &[u32], b: &[u32], windows: &Windows) -> [[f32; FN]; FR] {
+    assert!(has_bf16(), "bf16 tiles need AVX512_BF16");
+    let kc = windows.len();
+    let a = &a[..kc * FR];
+    assert!(windows.end <= b.len(), "window past the end of b");
+    let mut out = [[0.0f32; FN]; FR];
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX512_BF16, F and VL are present (asserted); a holds kc * FR
+    // pairs and every window offsets[k]..offsets[k] + FN lies inside b.
+    unsafe {
+        x86::offsets_bf16(a.as_ptr(), b.as_ptr(), &windows.offsets, &mut out)
+    };
+    out
+}
+
 /// Rows of [`tile_dot`] (taps in the implicit weight gradient).
 pub const DR: usize = 6;
 /// Columns of [`tile_dot`] (output channels).
@@ -241,6 +295,56 @@ mod x86 {
                 && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512vl")
         })
+    }
+
+    pub fn has_bf16() -> bool {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| std::arch::is_x86_feature_detected!("avx512bf16"))
+    }
+
+    /// [`super::tile_offsets_bf16`]: 24 accumulators, `FR` rows of three
+    /// 16-lane registers.
+    ///
+    /// # Safety
+    ///
+    /// AVX512_BF16, F and VL must be present; `pa` must point to
+    /// `offsets.len() * FR` pairs and `pb` to at least `offset + FN` of them
+    /// for every offset.
+    #[target_feature(enable = "avx512f,avx512vl,avx512bf16")]
+    pub unsafe fn offsets_bf16(
+        pa: *const u32,
+        pb: *const u32,
+        offsets: &[usize],
+        out: &mut [[f32; super::FN]; super::FR],
+    ) {
+        use super::FR;
+        let mut c = [[_mm512_setzero_ps(); 3]; FR];
+        for (k, &offset) in offsets.iter().enumerate() {
+            // SAFETY: the caller's contract; __m512i and __m512bh are both
+            // 512 bits of packed data.
+            unsafe {
+                let bk = pb.add(offset);
+                let bv: [__m512bh; 3] = std::array::from_fn(|v| {
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                        bk.add(16 * v).cast(),
+                    ))
+                });
+                for (r, cr) in c.iter_mut().enumerate() {
+                    let a = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(
+                        *pa.add(k * FR + r) as i32,
+                    ));
+                    for (x, &b) in cr.iter_mut().zip(&bv) {
+                        *x = _mm512_dpbf16_ps(*x, a, b);
+                    }
+                }
+            }
+        }
+        for (row, cr) in out.iter_mut().zip(&c) {
+            for (v, x) in cr.iter().enumerate() {
+                // SAFETY: each row holds FN = 48 floats.
+                unsafe { _mm512_storeu_ps(row.as_mut_ptr().add(16 * v), *x) };
+            }
+        }
     }
 
     pub fn has_avx2_fma() -> bool {
