@@ -532,8 +532,15 @@ fn run_loo(args: &ReproduceArgs) -> anyhow::Result<()> {
                 args.max_folds,
                 &device,
                 &mut |trainer, run| {
-                    train(trainer, run)
-                        .map_err(|e| r2unet::Error::invalid("training", format!("{e:#}")))
+                    train(trainer, run).map_err(|e| {
+                        r2unet::Error::invalid(
+                            "training",
+                            format!(
+                                "{e:#} (or run the same reproduce command again: \
+                                 it continues this fold)"
+                            ),
+                        )
+                    })
                 },
             )
             .with_context(|| format!("leave-one-out of {model} on {kind}"))?;
