@@ -87,8 +87,8 @@ pub struct InferArgs {
     /// (recorded in the weights) before segmenting, and the result back to its size.
     #[arg(long, value_enum, default_value = "auto")]
     pub rescale: RescaleArg,
-    /// Arithmetic of the 3x3 convolutions: bf16 is faster on CPUs with AVX512_BF16
-    /// (DRIVE: AUC and F1 within 0.001 of f32) and refused elsewhere.
+    /// Arithmetic of the 3x3 convolutions: bf16 needs AVX512_BF16 and is refused elsewhere
+    /// (DRIVE: F1 and AUC within 0.0001 of f32; not faster on every CPU, see BENCHMARKS.md).
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: PrecisionArg,
 }
