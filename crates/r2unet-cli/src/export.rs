@@ -6,13 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 use r2unet::atomic::write_atomic;
 use r2unet::onnx::{self, OnnxOutput};
-use r2unet::segment::TrainedModel;
-use r2unet::train::RunDir;
+use r2unet::train::export_run;
 
 use crate::eval_cmd::{CheckpointArg, load_trained};
-
-/// Metadata key of where exported weights came from.
-pub const PROVENANCE_KEY: &str = "r2unet_provenance";
 
 /// Flags of `r2unet export`.
 #[derive(Args, Debug)]
@@ -41,9 +37,9 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let device = r2unet::device::DeviceChoice::Cpu.device()?;
     let best = matches!(args.checkpoint, CheckpointArg::Best);
-    let (trained, weights) =
-        load_trained(args.run.as_deref(), args.weights.as_deref(), best, &device)?;
     if args.onnx {
+        let (trained, _) =
+            load_trained(args.run.as_deref(), args.weights.as_deref(), best, &device)?;
         let output = if args.probabilities {
             OnnxOutput::Probabilities
         } else {
@@ -69,32 +65,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let run = args.run.expect("clap requires --run without --onnx");
-    let TrainedModel {
-        model, preprocess, ..
-    } = trained;
-    let dir = RunDir(run.clone());
-    let (config, state) = (dir.read_config()?, dir.read_state()?);
-    let provenance = serde_json::json!({
-        // The run folder's name: a full path would only name this machine.
-        "run": run.file_name().map(|n| n.to_string_lossy().into_owned()),
-        "checkpoint": weights.file_name().map(|n| n.to_string_lossy().into_owned()),
-        "dataset": config.data.as_ref().map_or("synthetic".to_string(), |_| config.dataset.to_string()),
-        "epochs": state.epoch,
-        "steps": state.steps,
-        "patches_seen": state.steps * config.batch_size,
-        "patches_per_image": config.patches_per_image,
-        "best_val_auc": state.best_auc,
-        "train_seconds": state.elapsed_s.round(),
-        "seed": config.seed,
-        "init": config.init,
-    });
-    model.save_with(
-        &args.out,
-        &[
-            preprocess.metadata(),
-            (PROVENANCE_KEY, provenance.to_string()),
-        ],
-    )?;
+    export_run(&run, best, &args.out, &device)?;
     println!(
         "wrote {} (with its preprocessing and provenance)",
         args.out.display()

@@ -20,10 +20,9 @@ use r2unet::model::{Architecture, read_metadata};
 use r2unet::render::thumbnail_png;
 use r2unet::reproduce::{PaperRow, dataset_dir, eval_protocol, goal, loo, paper, train_config};
 use r2unet::segment::TrainedModel;
-use r2unet::train::{RunDir, Trainer};
+use r2unet::train::{PROVENANCE_KEY, RunDir, Trainer};
 use serde::Serialize;
 
-use crate::export::PROVENANCE_KEY;
 use crate::train_cmd::train;
 
 /// Flags of `r2unet reproduce`.
@@ -484,6 +483,9 @@ fn training_note(train: &serde_json::Value) -> String {
     if let Some(init) = train["init"].as_str() {
         parts.push(format!("fine-tuned from `{init}`"));
     }
+    if train["all_images"].as_bool() == Some(true) {
+        parts.push("on every image, the test split included".into());
+    }
     if parts.is_empty() {
         String::new()
     } else {
@@ -527,6 +529,9 @@ fn run_loo(args: &ReproduceArgs) -> anyhow::Result<()> {
                 &dir,
                 &out,
                 &args.out.join("runs").join(&name),
+                &args
+                    .weights_dir
+                    .join(format!("{kind}-{model}-all.safetensors")),
                 init,
                 &budget,
                 args.max_folds,
@@ -582,6 +587,20 @@ fn loo_markdown(s: &loo::Summary) -> String {
              training {:.0} s in all.\n",
             f1.mean, f1.std, auc.mean, auc.std, s.train_seconds
         );
+    }
+    match &s.all_images_model {
+        Some(m) => {
+            let _ = writeln!(
+                text,
+                "For new images: `{m}` (weights folder), trained with a fold's recipe on all \
+                 {} images; its accuracy is what the folds measure.\n",
+                s.folds_total
+            );
+        }
+        None if s.folds.len() == s.folds_total => {}
+        None => {
+            text.push_str("The model on every image is trained once all folds are finished.\n\n")
+        }
     }
     text.push_str(
         "| fold | test image | F1 | AUC | Se | Sp | patches seen | training s | validation AUC |\n",

@@ -101,6 +101,11 @@ pub struct TrainArgs {
     /// file, so the model flags are ignored.
     #[arg(long, value_name = "WEIGHTS")]
     init: Option<PathBuf>,
+    /// Train on every image of the dataset, its test split included, leaving
+    /// none to test on: for a model to deploy once the standard split has
+    /// measured the recipe. Not with --leave-out.
+    #[arg(long, conflicts_with = "leave_out")]
+    all_images: bool,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
@@ -170,6 +175,7 @@ impl TrainArgs {
             seed: self.seed,
             checkpoint_minutes: self.checkpoint_minutes,
             init: self.init.clone(),
+            all_images: self.all_images,
         })
     }
 }

@@ -689,6 +689,31 @@ fn leave_one_out_continues_fold_by_fold() {
     // Finished folds are not trained again.
     assert_eq!(std::fs::read(folds.join("fold-00.json")).unwrap(), first);
     assert!(folds.join("summary.json").is_file());
+    // Then one model on all three images, for new images, exported once.
+    let all = no_weights.join("chase-r2unet-all.safetensors");
+    assert!(all.is_file(), "{stdout}");
+    assert!(stdout.contains("chase-r2unet-all.safetensors"), "{stdout}");
+    let run_all = out.join("runs/chase-r2unet-loo/all/config.json");
+    let config = std::fs::read_to_string(run_all).unwrap();
+    assert!(config.contains("\"all_images\": true"), "{config}");
+    let both = r2unet(&[
+        "train",
+        "--dataset",
+        "chase",
+        "--data",
+        chase.to_str().unwrap(),
+        "--all-images",
+        "--leave-out",
+        "1",
+        "--out",
+        "x",
+    ]);
+    assert!(!both.status.success());
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        err.contains("--all-images") && err.contains("--leave-out"),
+        "{err}"
+    );
     // A fold beyond the set is refused, naming the fold and the set's size.
     let bad = r2unet(&[
         "eval",

@@ -150,6 +150,7 @@ pub fn train_config(kind: DatasetKind, model: Architecture, data: &Path) -> Trai
         seed: 0,
         checkpoint_minutes: 5.0,
         init: None,
+        all_images: false,
     }
 }
 

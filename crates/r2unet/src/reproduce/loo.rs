@@ -9,7 +9,9 @@
 //! leave-one-out continues with the next unfinished fold, on this machine or
 //! another one the output folder was copied to. Fold runs (models and
 //! checkpoints) live in a separate folder and may be deleted once their fold
-//! is finished.
+//! is finished. Once every fold is finished, one more model is trained the
+//! same way on all the images, for use on new ones (its metrics are the
+//! folds'; it has no image left to test on).
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +28,7 @@ use crate::infer::Inference;
 use crate::model::Architecture;
 use crate::render::probability_png;
 use crate::segment::TrainedModel;
-use crate::train::{RunDir, RunState, TrainConfig, Trainer};
+use crate::train::{RunDir, RunState, TrainConfig, Trainer, export_run};
 
 /// Epochs of a fold's run: with [`LOO_PATCHES_PER_IMAGE`] from each of 19
 /// STARE images, 30,400 patches, about 6 minutes on 2 CPU cores (85
@@ -50,6 +52,19 @@ pub fn fold_config(
     config.epochs = LOO_EPOCHS;
     config.patches_per_image = LOO_PATCHES_PER_IMAGE;
     config.init = init;
+    config
+}
+
+/// How the model for new images is trained: a fold's recipe on every image.
+pub fn all_images_config(
+    kind: DatasetKind,
+    model: Architecture,
+    data: &Path,
+    init: Option<PathBuf>,
+) -> TrainConfig {
+    let mut config = fold_config(kind, model, data, 0, init);
+    config.load.leave_out = None;
+    config.all_images = true;
     config
 }
 
@@ -120,6 +135,8 @@ pub struct Summary {
     pub auc: Option<MeanStd>,
     /// Training time of the finished folds, seconds.
     pub train_seconds: f64,
+    /// The model trained on every image, once written (its file name).
+    pub all_images_model: Option<String>,
 }
 
 /// `out/fold-KK.json` and `out/fold-KK_prob.png`.
@@ -149,8 +166,10 @@ fn fold_sample(kind: DatasetKind, data: &Path, fold: usize) -> Result<Sample> {
 /// every unfinished fold is trained in `runs/fold-KK` (resumed when its run
 /// folder holds a checkpoint) by `train`, its best checkpoint segments the
 /// left-out image, and the fold's files are written to `out`; then the
-/// summary of every finished fold. `max_folds` stops after that many
-/// newly trained folds (`None`: all).
+/// summary of every finished fold. Once all folds are finished, the model
+/// on every image is trained in `runs/all` (resumable like a fold) and its
+/// best checkpoint exported to `all_images_model`, unless that file exists.
+/// `max_folds` stops after that many newly trained runs (`None`: all).
 ///
 /// # Errors
 ///
@@ -162,6 +181,7 @@ pub fn run(
     data: &Path,
     out: &Path,
     runs: &Path,
+    all_images_model: &Path,
     init: Option<PathBuf>,
     budget: &dyn Fn(TrainConfig) -> TrainConfig,
     max_folds: Option<usize>,
@@ -173,9 +193,11 @@ pub fn run(
         .len();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut trained = 0;
+    let mut finished = 0;
     for fold in 0..total {
         let (json, png) = fold_files(out, fold);
         if json.is_file() && png.is_file() {
+            finished += 1;
             continue;
         }
         if max_folds.is_some_and(|m| trained >= m) {
@@ -191,6 +213,7 @@ pub fn run(
         let state = train(trainer, &run.0)?;
         trained += 1;
         let config = run.read_config()?;
+        finished += 1;
         let net = TrainedModel::from_run(&run.0, true, device)?;
         let sample = fold_sample(kind, data, fold)?;
         let probs = probability_map(
@@ -215,7 +238,31 @@ pub fn run(
         let text = serde_json::to_string_pretty(&record).expect("fold serialises");
         write_atomic(&json, text.as_bytes())?;
     }
-    summary(kind, model, data, out, total)
+    let stopped = max_folds.is_some_and(|m| trained >= m);
+    if finished == total && !stopped && !all_images_model.is_file() {
+        let run = RunDir(runs.join("all"));
+        let trainer = if run.state().is_file() {
+            Trainer::resume(run.clone(), device)?
+        } else {
+            Trainer::new(
+                budget(all_images_config(kind, model, data, init)),
+                run.clone(),
+                device,
+            )?
+        };
+        train(trainer, &run.0)?;
+        if let Some(parent) = all_images_model.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        export_run(&run.0, true, all_images_model, device)?;
+    }
+    let mut summary = summary(kind, model, data, out, total)?;
+    summary.all_images_model = all_images_model
+        .is_file()
+        .then(|| all_images_model.file_name())
+        .flatten()
+        .map(|n| n.to_string_lossy().into_owned());
+    Ok(summary)
 }
 
 /// The summary of the folds finished in `out` (see [`run`]).
@@ -270,6 +317,7 @@ pub fn summary(
         auc: MeanStd::of(&auc),
         train_seconds: folds.iter().map(|f| f.train_seconds).sum(),
         folds,
+        all_images_model: None,
     })
 }
 
@@ -325,5 +373,17 @@ mod tests {
             (LOO_EPOCHS, LOO_PATCHES_PER_IMAGE)
         );
         c.validate().unwrap();
+        let all = all_images_config(
+            DatasetKind::Stare,
+            Architecture::R2unet,
+            Path::new("STARE"),
+            None,
+        );
+        assert_eq!((all.load.leave_out, all.all_images), (None, true));
+        assert_eq!(
+            (all.epochs, all.patches_per_image),
+            (LOO_EPOCHS, LOO_PATCHES_PER_IMAGE)
+        );
+        all.validate().unwrap();
     }
 }

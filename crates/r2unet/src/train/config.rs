@@ -72,6 +72,11 @@ pub struct TrainConfig {
     /// the file must fit `model`.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// Train on every image of the set (its training, validation and test
+    /// splits), leaving none to test on: for a model to use after the
+    /// protocol's numbers were measured with the standard split.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_images: bool,
 }
 
 impl TrainConfig {
@@ -126,6 +131,12 @@ impl TrainConfig {
         }
         if self.checkpoint_minutes < 0.0 || !self.checkpoint_minutes.is_finite() {
             return Err(Error::invalid("checkpoint minutes", "must be >= 0"));
+        }
+        if self.all_images && self.load.leave_out.is_some() {
+            return Err(Error::invalid(
+                "training images",
+                "every image (all_images) and a leave-one-out fold exclude each other",
+            ));
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod export;
 pub mod loss;
 pub mod parallel;
 pub mod prepare;
@@ -10,4 +11,5 @@ pub mod trainer;
 
 pub use checkpoint::{EpochRecord, RunDir, RunState};
 pub use config::{LossKind, Schedule, TrainConfig};
+pub use export::{PROVENANCE_KEY, export_run};
 pub use trainer::{Event, Outcome, Trainer};

@@ -19,16 +19,18 @@ use super::config::TrainConfig;
 pub fn training_samples(config: &TrainConfig) -> Result<Vec<Sample>> {
     match &config.data {
         Some(dir) => {
-            let split =
-                if config.dataset == DatasetKind::Folder || config.dataset == DatasetKind::Nifti {
-                    if dir.join("train").is_dir() {
-                        Split::Train
-                    } else {
-                        Split::All
-                    }
-                } else {
+            let split = if config.all_images {
+                Split::All
+            } else if config.dataset == DatasetKind::Folder || config.dataset == DatasetKind::Nifti
+            {
+                if dir.join("train").is_dir() {
                     Split::Train
-                };
+                } else {
+                    Split::All
+                }
+            } else {
+                Split::Train
+            };
             config.dataset.load(dir, split, &config.load)
         }
         None => Ok(SyntheticRetina::default()

@@ -130,6 +130,7 @@ fn tiny_config(epochs: usize) -> TrainConfig {
         seed: 5,
         checkpoint_minutes: 0.0,
         init: None,
+        all_images: false,
     }
 }
 
