@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use r2unet::atomic::write_atomic;
 use r2unet::data::{Split, split_samples};
 use r2unet::device::DeviceChoice;
+use r2unet::eval::curve::{curve_charts, curve_csv, epoch_curve};
 use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
 use r2unet::eval::report::{ReportOut, evaluate_into};
+use r2unet::plot::write_png;
 use r2unet::segment::TrainedModel;
 use r2unet::train::RunDir;
 
@@ -36,6 +39,12 @@ pub struct EvalArgs {
     /// Which checkpoint of the run.
     #[arg(long, value_enum, default_value = "best")]
     checkpoint: CheckpointArg,
+    /// Evaluate every epoch model the run kept (`train --keep-epochs`) at
+    /// threshold 0.5, for accuracy against patches seen: prints a line per
+    /// epoch and, with --out, writes curve.csv, curve.json and curve.png.
+    /// Measures only; the run's chosen model stays its best validation one.
+    #[arg(long, requires = "run", conflicts_with_all = ["checkpoint", "bootstrap", "tune_on", "threshold"])]
+    every_epoch: bool,
     #[command(flatten)]
     data: DataArgs,
     /// Split to evaluate: test, val, train or all.
@@ -127,6 +136,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     );
     let device = args.device.device()?;
     args.infer.precision.apply(args.device)?;
+    if args.every_epoch {
+        return every_epoch(&args, &device);
+    }
     let best = matches!(args.checkpoint, CheckpointArg::Best);
     let (trained, weights) =
         load_trained(args.run.as_deref(), args.weights.as_deref(), best, &device)?;
@@ -207,6 +219,55 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         if let Some(out) = &args.out {
             println!("  report: {}", out.join("report.md").display());
         }
+    }
+    Ok(())
+}
+
+/// `eval --every-epoch`: the run's kept epoch models on the split.
+fn every_epoch(args: &EvalArgs, device: &r2unet::device::Device) -> anyhow::Result<()> {
+    let run = args.run.as_deref().expect("clap requires --run");
+    let config = RunDir(run.to_path_buf()).read_config()?;
+    let inference = args.infer.inference(
+        config.model.size_multiple(),
+        args.concurrent_images as usize,
+    )?;
+    let opts = args.data.options()?;
+    let source_dir = args.data.source()?;
+    let source = source_dir.as_ref().map(|(k, d)| (*k, d.as_path()));
+    let name = source_dir
+        .as_ref()
+        .map_or("synthetic".to_string(), |(k, _)| k.to_string());
+    let samples = split_samples(source, args.split, &opts)?.collect::<r2unet::Result<Vec<_>>>()?;
+    let points = epoch_curve(run, &samples, &inference, device)
+        .with_context(|| format!("evaluating the epoch models of {}", run.display()))?;
+    let what = format!("{name} {} ({} images)", args.split, samples.len());
+    println!("{what}, threshold 0.5, pooled:");
+    println!("  epoch  patches seen  validation AUC      F1     AUC");
+    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    for p in &points {
+        println!(
+            "  {:>5}  {:>12}  {:>14}  {:.4}  {}",
+            p.epoch,
+            p.patches_seen.map_or("n/a".into(), |n| n.to_string()),
+            opt(p.val_auc),
+            p.metrics.f1,
+            opt(p.metrics.auc)
+        );
+    }
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        write_atomic(&out.join("curve.csv"), curve_csv(&points).as_bytes())?;
+        write_atomic(
+            &out.join("curve.json"),
+            serde_json::to_string_pretty(&points)?.as_bytes(),
+        )?;
+        write_png(
+            &out.join("curve.png"),
+            &curve_charts(&points, &what),
+            1200,
+            420,
+        )?;
+        println!("  curve: {}", out.join("curve.png").display());
     }
     Ok(())
 }

@@ -106,6 +106,11 @@ pub struct TrainArgs {
     /// measured the recipe. Not with --leave-out.
     #[arg(long, conflicts_with = "leave_out")]
     all_images: bool,
+    /// Keep every epoch's model (epoch-NNN.safetensors, about 2.5 MB each) in
+    /// the run folder, to evaluate accuracy against patches seen afterwards
+    /// with `eval --run RUN --checkpoint epochs`.
+    #[arg(long)]
+    keep_epochs: bool,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
@@ -176,6 +181,7 @@ impl TrainArgs {
             checkpoint_minutes: self.checkpoint_minutes,
             init: self.init.clone(),
             all_images: self.all_images,
+            keep_epochs: self.keep_epochs,
         })
     }
 }

@@ -200,7 +200,7 @@ fn train_then_eval_then_resume_end_to_end() {
         "--synthetic-images",
         "4",
         "--epochs",
-        "1",
+        "2",
         "--patches-per-image",
         "16",
         "--widths",
@@ -209,6 +209,7 @@ fn train_then_eval_then_resume_end_to_end() {
         "16",
         "--batch-size",
         "8",
+        "--keep-epochs",
         "--out",
         run.to_str().unwrap(),
     ]);
@@ -283,6 +284,47 @@ fn train_then_eval_then_resume_end_to_end() {
     ] {
         assert!(report.join(f).exists(), "{f}");
     }
+
+    // Every kept epoch model on the same images: accuracy against patches seen.
+    let curve = tmp.path().join("curve");
+    let every = |run: &std::path::Path| {
+        r2unet(&[
+            "eval",
+            "--run",
+            run.to_str().unwrap(),
+            "--every-epoch",
+            "--dataset",
+            "folder",
+            "--data",
+            data.to_str().unwrap(),
+            "--split",
+            "all",
+            "--out",
+            curve.to_str().unwrap(),
+        ])
+    };
+    let out = every(&run);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(curve.join("curve.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    // 4 images x 16 patches, 10% held out: 8 steps of 8 an epoch.
+    assert!(
+        rows[0].starts_with("1,64,") && rows[1].starts_with("2,128,"),
+        "{csv}"
+    );
+    assert!(curve.join("curve.png").is_file() && stdout.contains("patches seen"));
+    // A run that kept none says how to keep them.
+    std::fs::remove_file(run.join("epoch-001.safetensors")).unwrap();
+    std::fs::remove_file(run.join("epoch-002.safetensors")).unwrap();
+    let out = every(&run);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--keep-epochs"));
 
     // Resuming a finished run finishes at once; a new run over it is refused.
     let out = r2unet(&[

@@ -151,6 +151,7 @@ pub fn train_config(kind: DatasetKind, model: Architecture, data: &Path) -> Trai
         checkpoint_minutes: 5.0,
         init: None,
         all_images: false,
+        keep_epochs: false,
     }
 }
 

@@ -33,6 +33,7 @@
 
 pub mod bootstrap;
 pub mod confusion;
+pub mod curve;
 pub mod evaluate;
 pub mod html;
 pub mod paired;

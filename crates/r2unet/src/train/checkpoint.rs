@@ -43,6 +43,10 @@ pub struct EpochRecord {
     pub patches_per_s: f64,
     /// Wall seconds since the run started (summed over resumes).
     pub elapsed_s: f64,
+    /// Optimizer steps completed at the epoch's end (0 in runs written
+    /// before it was recorded).
+    #[serde(default)]
+    pub steps: usize,
 }
 
 /// Where a run stands; written with every checkpoint.
@@ -96,6 +100,35 @@ impl RunDir {
     pub fn best(&self) -> PathBuf {
         self.0.join("best.safetensors")
     }
+    /// `epoch-NNN.safetensors`: the model at the end of `epoch` (from 1),
+    /// kept when the run was configured to.
+    pub fn epoch_model(&self, epoch: usize) -> PathBuf {
+        self.0.join(format!("epoch-{epoch:03}.safetensors"))
+    }
+
+    /// The kept epoch models, by epoch.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the folder.
+    pub fn epoch_models(&self) -> Result<Vec<(usize, PathBuf)>> {
+        let read = std::fs::read_dir(&self.0).map_err(|e| Error::io(&self.0, e))?;
+        let mut models = Vec::new();
+        for item in read {
+            let path = item.map_err(|e| Error::io(&self.0, e))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(epoch) = name
+                .strip_prefix("epoch-")
+                .and_then(|n| n.strip_suffix(".safetensors"))
+                .and_then(|n| n.parse().ok())
+            {
+                models.push((epoch, path));
+            }
+        }
+        models.sort();
+        Ok(models)
+    }
+
     /// `curves.png` (losses, validation AUC and F1 per epoch).
     pub fn curves(&self) -> PathBuf {
         self.0.join("curves.png")

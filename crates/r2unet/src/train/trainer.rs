@@ -340,6 +340,7 @@ impl Trainer {
                 lr: learning_rate(c, state.steps, total_steps),
                 patches_per_s,
                 elapsed_s: state.elapsed_s,
+                steps: state.steps,
             };
             state.epoch = epoch;
             state.step_in_epoch = 0;
@@ -354,6 +355,12 @@ impl Trainer {
             if better {
                 state.best_auc = val_auc.or(state.best_auc);
                 model.save_with(&self.dir.best(), &[state.preprocess.metadata()])?;
+            }
+            if c.keep_epochs {
+                // Before the checkpoint: a run stopped between the two redoes
+                // the epoch, bit-identically, and writes the same file again.
+                let path = self.dir.epoch_model(epoch);
+                model.write_safetensors(&path, &[state.preprocess.metadata()])?;
             }
             self.dir.checkpoint(&model, &optim, &mut state)?;
             last_save = Instant::now();

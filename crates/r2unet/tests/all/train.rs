@@ -131,6 +131,7 @@ fn tiny_config(epochs: usize) -> TrainConfig {
         checkpoint_minutes: 0.0,
         init: None,
         all_images: false,
+        keep_epochs: false,
     }
 }
 
