@@ -41,7 +41,8 @@ pub struct EvalArgs {
     checkpoint: CheckpointArg,
     /// Evaluate every epoch model the run kept (`train --keep-epochs`) at
     /// threshold 0.5, for accuracy against patches seen: prints a line per
-    /// epoch and, with --out, writes curve.csv, curve.json and curve.png.
+    /// epoch and, with --out, writes curve.csv, curve.json and curve.png;
+    /// epochs already in --out's curve.json are kept, not evaluated again.
     /// Measures only; the run's chosen model stays its best validation one.
     #[arg(long, requires = "run", conflicts_with_all = ["checkpoint", "bootstrap", "tune_on", "threshold"])]
     every_epoch: bool,
@@ -238,7 +239,21 @@ fn every_epoch(args: &EvalArgs, device: &r2unet::device::Device) -> anyhow::Resu
         .as_ref()
         .map_or("synthetic".to_string(), |(k, _)| k.to_string());
     let samples = split_samples(source, args.split, &opts)?.collect::<r2unet::Result<Vec<_>>>()?;
-    let points = epoch_curve(run, &samples, &inference, device)
+    // Epochs measured before (their models may be gone) are kept, not redone.
+    let known = match args.out.as_ref().map(|o| o.join("curve.json")) {
+        Some(path) if path.is_file() => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{}: not a curve written by eval --every-epoch",
+                    path.display()
+                )
+            })?
+        }
+        _ => Vec::new(),
+    };
+    let points = epoch_curve(run, &samples, &inference, device, known)
         .with_context(|| format!("evaluating the epoch models of {}", run.display()))?;
     let what = format!("{name} {} ({} images)", args.split, samples.len());
     println!("{what}, threshold 0.5, pooled:");

@@ -319,9 +319,21 @@ fn train_then_eval_then_resume_end_to_end() {
         "{csv}"
     );
     assert!(curve.join("curve.png").is_file() && stdout.contains("patches seen"));
-    // A run that kept none says how to keep them.
+    // Measured epochs stay in the curve once their models are deleted.
     std::fs::remove_file(run.join("epoch-001.safetensors")).unwrap();
     std::fs::remove_file(run.join("epoch-002.safetensors")).unwrap();
+    let out = every(&run);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(curve.join("curve.csv")).unwrap(),
+        csv
+    );
+    // A run that kept none, with no curve yet, says how to keep them.
+    std::fs::remove_dir_all(&curve).unwrap();
     let out = every(&run);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--keep-epochs"));

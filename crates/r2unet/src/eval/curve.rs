@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::evaluate::probability_map;
 use super::{Confusion, Metrics, RocAccumulator, ZeroDivision};
@@ -20,7 +20,7 @@ use crate::segment::TrainedModel;
 use crate::train::RunDir;
 
 /// One kept epoch model's pooled metrics.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CurvePoint {
     /// Epoch (from 1).
     pub epoch: usize,
@@ -33,28 +33,37 @@ pub struct CurvePoint {
     pub metrics: Metrics,
 }
 
-/// Evaluates every kept epoch model of the run in `run` on `samples`.
+/// Evaluates every kept epoch model of the run in `run` on `samples`, but
+/// for the epochs in `known` (points measured before on the same images,
+/// whose models may since have been deleted): those are kept as they are.
+/// So a long run's curve grows session by session while only its newest
+/// epoch models are kept.
 ///
 /// # Errors
 ///
-/// [`Error::Invalid`] when the run kept no epoch models; read, inference
-/// and metric errors naming the file or image.
+/// [`Error::Invalid`] when the run kept no epoch models and none are known;
+/// read, inference and metric errors naming the file or image.
 pub fn epoch_curve(
     run: &Path,
     samples: &[Sample],
     inference: &Inference,
     device: &Device,
+    known: Vec<CurvePoint>,
 ) -> Result<Vec<CurvePoint>> {
     let dir = RunDir(run.to_path_buf());
     let (config, state) = (dir.read_config()?, dir.read_state()?);
-    let models = dir.epoch_models()?;
-    if models.is_empty() {
+    let models: Vec<_> = dir
+        .epoch_models()?
+        .into_iter()
+        .filter(|(epoch, _)| known.iter().all(|p| p.epoch != *epoch))
+        .collect();
+    if models.is_empty() && known.is_empty() {
         return Err(Error::invalid(
             run.display().to_string(),
             "no epoch-NNN.safetensors: train with --keep-epochs to keep a model per epoch",
         ));
     }
-    let mut points = Vec::new();
+    let mut points = known;
     for (epoch, path) in models {
         let net = TrainedModel::load(&path, device)?;
         let mut scores = RocAccumulator::new();
@@ -81,6 +90,7 @@ pub fn epoch_curve(
             ),
         });
     }
+    points.sort_by_key(|p| p.epoch);
     Ok(points)
 }
 
