@@ -786,3 +786,71 @@ fn leave_one_out_continues_fold_by_fold() {
         "{err}"
     );
 }
+
+/// `reproduce --train` on a tiny lung set: a row per model, their paired
+/// comparison, an example page and the report folders.
+#[test]
+fn reproduce_trains_and_tables_two_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lung = tmp.path().join("data/LUNG");
+    for sub in ["2d_images", "2d_masks"] {
+        std::fs::create_dir_all(lung.join(sub)).unwrap();
+    }
+    // Slices 0000-0186 train, 0187-0266 test (the paper's split by ID).
+    for (i, id) in ["ID_0000_Z_0001", "ID_0001_Z_0002", "ID_0190_Z_0003"]
+        .into_iter()
+        .enumerate()
+    {
+        let inside = |x: u32, y: u32| (8 + i as u32..24).contains(&x) && (6..26).contains(&y);
+        image::ImageBuffer::<image::Luma<u16>, _>::from_fn(32, 32, |x, y| {
+            image::Luma([if inside(x, y) { 200 } else { 1200 }])
+        })
+        .save(lung.join(format!("2d_images/{id}.tif")))
+        .unwrap();
+        image::GrayImage::from_fn(32, 32, |x, y| image::Luma([u8::from(inside(x, y))]))
+            .save(lung.join(format!("2d_masks/{id}.tif")))
+            .unwrap();
+    }
+    let out = tmp.path().join("out");
+    let run = r2unet(&[
+        "reproduce",
+        "--data",
+        tmp.path().join("data").to_str().unwrap(),
+        "--datasets",
+        "lung",
+        "--models",
+        "unet,r2unet",
+        "--train",
+        "--epochs",
+        "1",
+        "--bootstrap",
+        "50",
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("| lung | unet | **"), "{stdout}");
+    assert!(stdout.contains("| lung | r2unet | **"), "{stdout}");
+    assert!(stdout.contains("| lung | unet | r2unet | 1 |"), "{stdout}");
+    assert!(stdout.contains("trained 1 epochs"), "{stdout}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results.as_array().unwrap().len(), 2);
+    assert_eq!(results[0]["images"], 1);
+    for f in [
+        "results.md",
+        "comparisons.json",
+        "examples.md",
+        "examples/lung-r2unet.png",
+        "lung-unet/report.md",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+}

@@ -4,6 +4,7 @@
 //! table as published on Papers with Code).
 
 pub mod loo;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 

@@ -13,6 +13,7 @@
 //! same way on all the images, for use on new ones (its metrics are the
 //! folds'; it has no image left to test on).
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -137,6 +138,73 @@ pub struct Summary {
     pub train_seconds: f64,
     /// The model trained on every image, once written (its file name).
     pub all_images_model: Option<String>,
+}
+
+impl Summary {
+    /// The leave-one-out summary as Markdown: pooled metrics, mean and
+    /// standard deviation over folds, one line per fold.
+    pub fn markdown(&self) -> String {
+        let s = self;
+        let mut text = format!(
+            "## {} {} leave-one-out: {} of {} folds finished\n\n",
+            s.dataset,
+            s.model,
+            s.folds.len(),
+            s.folds_total
+        );
+        if let Some(p) = &s.pooled {
+            let auc = p.auc.map_or("n/a".into(), |v| format!("{v:.4}"));
+            let _ = writeln!(
+                text,
+                "Pooled over the finished folds' test images (threshold 0.5, inside the FOV): \
+                 **F1 {:.4}**, Se {:.4}, Sp {:.4}, Acc {:.4}, **AUC {auc}**.\n",
+                p.f1, p.sensitivity, p.specificity, p.accuracy
+            );
+        }
+        if let (Some(f1), Some(auc)) = (s.f1, s.auc) {
+            let _ = writeln!(
+                text,
+                "Over folds: F1 {:.4} ± {:.4}, AUC {:.4} ± {:.4} (mean ± standard deviation); \
+                 training {:.0} s in all.\n",
+                f1.mean, f1.std, auc.mean, auc.std, s.train_seconds
+            );
+        }
+        match &s.all_images_model {
+            Some(m) => {
+                let _ = writeln!(
+                    text,
+                    "For new images: `{m}` (weights folder), trained with a fold's recipe on all \
+                     {} images; its accuracy is what the folds measure.\n",
+                    s.folds_total
+                );
+            }
+            None if s.folds.len() == s.folds_total => {}
+            None => text
+                .push_str("The model on every image is trained once all folds are finished.\n\n"),
+        }
+        text.push_str(
+            "| fold | test image | F1 | AUC | Se | Sp | patches seen | training s | validation AUC |\n",
+        );
+        text.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for f in &s.folds {
+            let m = &f.metrics;
+            let opt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.4}"));
+            let _ = writeln!(
+                text,
+                "| {} | {} | {:.4} | {} | {:.4} | {:.4} | {} | {:.0} | {} |",
+                f.fold,
+                f.id,
+                m.f1,
+                opt(m.auc),
+                m.sensitivity,
+                m.specificity,
+                f.patches_seen,
+                f.train_seconds,
+                opt(f.best_val_auc)
+            );
+        }
+        text
+    }
 }
 
 /// `out/fold-KK.json` and `out/fold-KK_prob.png`.

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::RunDir;
 use crate::device::Device;
 use crate::error::Result;
+use crate::model::read_metadata;
 use crate::segment::TrainedModel;
 
 /// Metadata key of where exported weights came from.
@@ -14,8 +15,7 @@ pub const PROVENANCE_KEY: &str = "r2unet_provenance";
 
 /// Writes the best (or last) checkpoint of the run in `run` to `out`
 /// (safetensors, with a `.json` config beside it), with its preprocessing
-/// and provenance: the run folder's name (not its full path, which would
-/// only name this machine), the checkpoint, the dataset and the budget.
+/// and [`provenance`].
 ///
 /// # Errors
 ///
@@ -27,11 +27,31 @@ pub fn export_run(run: &Path, best: bool, out: &Path, device: &Device) -> Result
     let TrainedModel {
         model, preprocess, ..
     } = TrainedModel::load(&weights, device)?;
+    let provenance = provenance(run, &weights)?;
+    model.save_with(
+        out,
+        &[
+            preprocess.metadata(),
+            (PROVENANCE_KEY, provenance.to_string()),
+        ],
+    )
+}
+
+/// Where the checkpoint `weights` of the run in `run` came from: the run
+/// folder's name (not its full path, which would only name this machine),
+/// the checkpoint's file name, the dataset, the budget, the seed, the
+/// weights it started from, and whether it trained on every image.
+///
+/// # Errors
+///
+/// A run folder without a readable config or state, naming the file.
+pub fn provenance(run: &Path, weights: &Path) -> Result<serde_json::Value> {
+    let dir = RunDir(run.to_path_buf());
     let (config, state) = (dir.read_config()?, dir.read_state()?);
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     let mut provenance = serde_json::json!({
         "run": name(run),
-        "checkpoint": name(&weights),
+        "checkpoint": name(weights),
         "dataset": config.data.as_ref().map_or("synthetic".to_string(), |_| config.dataset.to_string()),
         "epochs": state.epoch,
         "steps": state.steps,
@@ -45,11 +65,28 @@ pub fn export_run(run: &Path, best: bool, out: &Path, device: &Device) -> Result
     if config.all_images {
         provenance["all_images"] = true.into();
     }
-    model.save_with(
-        out,
-        &[
-            preprocess.metadata(),
-            (PROVENANCE_KEY, provenance.to_string()),
-        ],
-    )
+    Ok(provenance)
+}
+
+/// The provenance recorded in exported weights (see [`provenance`]);
+/// `None` when the file has none. Weights exported before only the run
+/// folder's name was kept recorded its full path: reduced to the name.
+///
+/// # Errors
+///
+/// An unreadable file or header, naming the file.
+pub fn read_provenance(weights: &Path) -> Result<Option<serde_json::Value>> {
+    let recorded = read_metadata(weights, PROVENANCE_KEY)?
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok());
+    Ok(recorded.map(|mut p| {
+        if let Some(run) = p.get_mut("run")
+            && let Some(name) = run
+                .as_str()
+                .and_then(|r| Path::new(r).file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        {
+            *run = serde_json::Value::String(name);
+        }
+        p
+    }))
 }
