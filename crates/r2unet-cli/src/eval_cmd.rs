@@ -8,12 +8,12 @@ use clap::{Args, ValueEnum};
 use r2unet::atomic::write_atomic;
 use r2unet::data::{Split, split_samples};
 use r2unet::device::DeviceChoice;
-use r2unet::eval::curve::{curve_charts, curve_csv, epoch_curve};
 use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
 use r2unet::eval::report::{ReportOut, evaluate_into};
 use r2unet::plot::write_png;
 use r2unet::segment::TrainedModel;
 use r2unet::train::RunDir;
+use r2unet::train::curve::{curve_charts, curve_csv, epoch_curve};
 
 use crate::data_args::DataArgs;
 use crate::infer_args::InferArgs;

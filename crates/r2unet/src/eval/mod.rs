@@ -33,7 +33,6 @@
 
 pub mod bootstrap;
 pub mod confusion;
-pub mod curve;
 pub mod evaluate;
 pub mod html;
 pub mod paired;

@@ -346,3 +346,19 @@ pub fn csv(history: &[EpochRecord]) -> String {
     }
     out
 }
+
+/// A checkpoint's model and the preprocessing the run recorded in it (every
+/// model file a run writes carries it).
+///
+/// # Errors
+///
+/// Read errors naming the file; [`Error::Config`] when no preprocessing is
+/// recorded in it.
+pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(UNet, Preprocess)> {
+    let model = load_model(path, device)?;
+    let preprocess = Preprocess::of_file(path)?.ok_or_else(|| Error::Config {
+        path: path.to_path_buf(),
+        reason: "no preprocessing recorded: not a checkpoint written by `r2unet train`".into(),
+    })?;
+    Ok((model, preprocess))
+}

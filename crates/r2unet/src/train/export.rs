@@ -4,11 +4,10 @@
 
 use std::path::Path;
 
-use super::RunDir;
+use super::checkpoint::{RunDir, load_checkpoint};
 use crate::device::Device;
 use crate::error::Result;
 use crate::model::read_metadata;
-use crate::segment::TrainedModel;
 
 /// Metadata key of where exported weights came from.
 pub const PROVENANCE_KEY: &str = "r2unet_provenance";
@@ -24,9 +23,7 @@ pub const PROVENANCE_KEY: &str = "r2unet_provenance";
 pub fn export_run(run: &Path, best: bool, out: &Path, device: &Device) -> Result<()> {
     let dir = RunDir(run.to_path_buf());
     let weights = if best { dir.best() } else { dir.last() };
-    let TrainedModel {
-        model, preprocess, ..
-    } = TrainedModel::load(&weights, device)?;
+    let (model, preprocess) = load_checkpoint(&weights, device)?;
     let provenance = provenance(run, &weights)?;
     model.save_with(
         out,

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod curve;
 pub mod export;
 pub mod loss;
 pub mod parallel;

@@ -9,15 +9,14 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::evaluate::probability_map;
-use super::{Confusion, Metrics, RocAccumulator, ZeroDivision};
+use super::checkpoint::{RunDir, load_checkpoint};
 use crate::data::Sample;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::eval::evaluate::probability_map;
+use crate::eval::{Confusion, Metrics, RocAccumulator, ZeroDivision};
 use crate::infer::Inference;
 use crate::plot::{Chart, Series};
-use crate::segment::TrainedModel;
-use crate::train::RunDir;
 
 /// One kept epoch model's pooled metrics.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -65,11 +64,11 @@ pub fn epoch_curve(
     }
     let mut points = known;
     for (epoch, path) in models {
-        let net = TrainedModel::load(&path, device)?;
+        let (model, preprocess) = load_checkpoint(&path, device)?;
         let mut scores = RocAccumulator::new();
         let mut confusion = Confusion::default();
         for sample in samples {
-            let probs = probability_map(&net.model, &net.preprocess, inference, sample, device)?;
+            let probs = probability_map(&model, &preprocess, inference, sample, device)?;
             let fov = Some(sample.fov.data.as_slice());
             scores.push(&probs, &sample.label.data, fov)?;
             confusion += Confusion::from_probs(&probs, &sample.label.data, fov, 0.5);
