@@ -12,8 +12,8 @@ use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
 use r2unet::eval::report::{ReportOut, evaluate_into};
 use r2unet::plot::write_png;
 use r2unet::segment::TrainedModel;
-use r2unet::train::RunDir;
 use r2unet::train::curve::{curve_charts, curve_csv, epoch_curve};
+use r2unet::train::{RunDir, trained_on_every_image};
 
 use crate::data_args::DataArgs;
 use crate::infer_args::InferArgs;
@@ -146,6 +146,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let TrainedModel {
         model, preprocess, ..
     } = trained;
+    if args.split != Split::All && trained_on_every_image(&weights)? {
+        eprintln!(
+            "warning: {} was trained on every image of its dataset (train --all-images), \
+             the {} split included: on that dataset these metrics are not held out",
+            weights.display(),
+            args.split
+        );
+    }
     let inference = args.infer.inference(
         model.config.size_multiple(),
         args.concurrent_images as usize,

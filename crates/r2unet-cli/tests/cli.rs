@@ -750,6 +750,28 @@ fn leave_one_out_continues_fold_by_fold() {
     let run_all = out.join("runs/chase-r2unet-loo/all/config.json");
     let config = std::fs::read_to_string(run_all).unwrap();
     assert!(config.contains("\"all_images\": true"), "{config}");
+    // Evaluating it on the set it trained on says the numbers are not held out.
+    let eval = r2unet(&[
+        "eval",
+        "--weights",
+        all.to_str().unwrap(),
+        "--dataset",
+        "chase",
+        "--data",
+        chase.to_str().unwrap(),
+        "--leave-out",
+        "0",
+        "--tune-on",
+        "none",
+        "--bootstrap",
+        "0",
+    ]);
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    assert!(String::from_utf8_lossy(&eval.stderr).contains("not held out"));
     let both = r2unet(&[
         "train",
         "--dataset",

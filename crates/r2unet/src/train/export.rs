@@ -87,3 +87,19 @@ pub fn read_provenance(weights: &Path) -> Result<Option<serde_json::Value>> {
         p
     }))
 }
+
+/// Whether `weights` were trained on every image of their dataset
+/// (`TrainConfig::all_images`), as their provenance or the run folder they
+/// sit in records: their metrics on that dataset's test split are then not
+/// held out.
+///
+/// # Errors
+///
+/// An unreadable weights file or run config, naming the file.
+pub fn trained_on_every_image(weights: &Path) -> Result<bool> {
+    if let Some(p) = read_provenance(weights)? {
+        return Ok(p["all_images"].as_bool() == Some(true));
+    }
+    let run = RunDir(weights.parent().unwrap_or(Path::new(".")).to_path_buf());
+    Ok(run.config().is_file() && run.read_config()?.all_images)
+}

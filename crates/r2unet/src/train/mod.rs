@@ -12,5 +12,5 @@ pub mod trainer;
 
 pub use checkpoint::{EpochRecord, RunDir, RunState};
 pub use config::{LossKind, Schedule, TrainConfig};
-pub use export::{PROVENANCE_KEY, export_run, provenance, read_provenance};
+pub use export::{PROVENANCE_KEY, export_run, provenance, read_provenance, trained_on_every_image};
 pub use trainer::{Event, Outcome, Trainer};
