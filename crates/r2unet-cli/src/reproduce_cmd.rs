@@ -207,6 +207,26 @@ fn run_loo(args: &ReproduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The leave-one-out runs finished (or begun) in OUT for the datasets and
+/// models of this table, one line each, after the table.
+fn loo_notes(args: &ReproduceArgs) -> anyhow::Result<String> {
+    let mut lines = String::new();
+    for &kind in &args.datasets {
+        for &model in &args.models {
+            let folder = format!("{kind}-{model}-loo");
+            if let Some(summary) = loo::read_summary(&args.out.join(&folder))? {
+                lines.push_str(&loo::table_line(&summary, &folder));
+                lines.push('\n');
+            }
+        }
+    }
+    Ok(if lines.is_empty() {
+        lines
+    } else {
+        format!("\nLeave-one-out (the paper's STARE protocol; `--protocol loo`):\n\n{lines}")
+    })
+}
+
 pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     if args.protocol == ProtocolArg::Loo {
         return run_loo(&args);
@@ -247,6 +267,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let comparisons = paired_comparisons(&reports, args.bootstrap)?;
     let mut table = markdown(&rows);
     table.push_str(&comparisons_markdown(&comparisons));
+    table.push_str(&loo_notes(&args)?);
     write_atomic(
         &args.out.join("comparisons.json"),
         serde_json::to_string_pretty(&comparisons)?.as_bytes(),

@@ -89,7 +89,7 @@ pub struct Fold {
 }
 
 /// Mean and (sample) standard deviation.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct MeanStd {
     /// Mean over folds.
     pub mean: f64,
@@ -117,7 +117,7 @@ impl MeanStd {
 }
 
 /// The folds finished so far and their metrics.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Dataset.
     pub dataset: String,
@@ -137,6 +137,7 @@ pub struct Summary {
     /// Training time of the finished folds, seconds.
     pub train_seconds: f64,
     /// The model trained on every image, once written (its file name).
+    #[serde(default)]
     pub all_images_model: Option<String>,
 }
 
@@ -205,6 +206,48 @@ impl Summary {
         }
         text
     }
+}
+
+/// The summary a leave-one-out left in `out` (`summary.json`), if any.
+///
+/// # Errors
+///
+/// A `summary.json` that cannot be read or parsed, naming it.
+pub fn read_summary(out: &Path) -> Result<Option<Summary>> {
+    let path = out.join("summary.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Config {
+            path,
+            reason: e.to_string(),
+        })
+}
+
+/// One line for the results table's notes: the pooled metrics of a
+/// leave-one-out and how many folds they cover.
+pub fn table_line(s: &Summary, folder: &str) -> String {
+    let pooled = s.pooled.as_ref().map_or(String::new(), |p| {
+        let auc = p.auc.map_or("n/a".into(), |v| format!("{v:.4}"));
+        format!(": pooled F1 {:.4}, AUC {auc}", p.f1)
+    });
+    let spread = match (s.f1, s.auc) {
+        (Some(f1), Some(auc)) => format!(
+            "; over folds F1 {:.4} ± {:.4}, AUC {:.4} ± {:.4}",
+            f1.mean, f1.std, auc.mean, auc.std
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "- {} {} leave-one-out, {} of {} folds{pooled}{spread} ([{folder}/summary.md]({folder}/summary.md))",
+        s.dataset,
+        s.model,
+        s.folds.len(),
+        s.folds_total
+    )
 }
 
 /// `out/fold-KK.json` and `out/fold-KK_prob.png`.
@@ -424,6 +467,34 @@ mod tests {
         assert!((m.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert_eq!(MeanStd::of(&[0.7]).unwrap().std, 0.0);
         assert!(MeanStd::of(&[]).is_none());
+    }
+
+    #[test]
+    fn a_summary_reads_back_and_makes_one_table_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(read_summary(tmp.path()).unwrap().is_none());
+        let summary = Summary {
+            dataset: "stare".into(),
+            model: "r2unet".into(),
+            folds_total: 20,
+            folds: Vec::new(),
+            pooled: None,
+            f1: MeanStd::of(&[0.8, 0.9]),
+            auc: MeanStd::of(&[0.98, 0.99]),
+            train_seconds: 0.0,
+            all_images_model: None,
+        };
+        let json = serde_json::to_string(&summary).unwrap();
+        std::fs::write(tmp.path().join("summary.json"), json).unwrap();
+        let read = read_summary(tmp.path()).unwrap().unwrap();
+        assert_eq!(
+            table_line(&read, "stare-r2unet-loo"),
+            "- stare r2unet leave-one-out, 0 of 20 folds; over folds F1 0.8500 ± 0.0707, \
+             AUC 0.9850 ± 0.0071 ([stare-r2unet-loo/summary.md](stare-r2unet-loo/summary.md))"
+        );
+        std::fs::write(tmp.path().join("summary.json"), "{").unwrap();
+        let err = read_summary(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("summary.json"), "{err}");
     }
 
     #[test]
