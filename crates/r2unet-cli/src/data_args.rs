@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use r2unet::data::{Annotator, DatasetKind, FovChoice, LabelRule, LoadOptions, ReadLimits};
+use r2unet::data::{
+    Annotator, DatasetKind, FovChoice, LabelRule, LoadOptions, ReadLimits, SampleIter, Split,
+    split_samples,
+};
 
 /// Which observer's labels (`--annotator`).
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -61,7 +64,38 @@ pub struct DataArgs {
     pub max_pixels: u64,
 }
 
+/// `--dataset`/`--data` resolved, with the validated reading options.
+pub struct DataSource {
+    /// The layout and folder, or `None` for the built-in synthetic set.
+    pub dir: Option<(DatasetKind, PathBuf)>,
+    /// How to read it.
+    pub options: LoadOptions,
+}
+
+impl DataSource {
+    /// The dataset's name for messages and titles (`synthetic` for the built-in set).
+    pub fn name(&self) -> String {
+        self.dir
+            .as_ref()
+            .map_or("synthetic".to_string(), |(k, _)| k.to_string())
+    }
+
+    /// The images of one split.
+    pub fn samples(&self, split: Split) -> r2unet::Result<SampleIter> {
+        let dir = self.dir.as_ref().map(|(k, d)| (*k, d.as_path()));
+        split_samples(dir, split, &self.options)
+    }
+}
+
 impl DataArgs {
+    /// The source and its options, both checked.
+    pub fn resolve(&self) -> anyhow::Result<DataSource> {
+        Ok(DataSource {
+            options: self.options()?,
+            dir: self.source()?,
+        })
+    }
+
     /// The layout and folder, or `None` for the built-in synthetic set.
     pub fn source(&self) -> anyhow::Result<Option<(DatasetKind, PathBuf)>> {
         let dataset = self.dataset.as_deref().ok_or_else(|| {

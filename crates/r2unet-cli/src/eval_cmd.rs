@@ -5,14 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use r2unet::atomic::write_atomic;
-use r2unet::data::{Split, split_samples};
+use r2unet::data::Split;
 use r2unet::device::DeviceChoice;
 use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
 use r2unet::eval::report::{ReportOut, evaluate_into};
-use r2unet::plot::write_png;
 use r2unet::segment::TrainedModel;
-use r2unet::train::curve::{curve_charts, curve_csv, epoch_curve};
+use r2unet::train::curve::{epoch_curve, read_curve, write_curve};
 use r2unet::train::{RunDir, trained_on_every_image};
 
 use crate::data_args::DataArgs;
@@ -158,19 +156,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         model.config.size_multiple(),
         args.concurrent_images as usize,
     )?;
-    let opts = args.data.options()?;
-    let source_dir = args.data.source()?;
-    let source = || source_dir.as_ref().map(|(k, d)| (*k, d.as_path()));
-    let name = source_dir
-        .as_ref()
-        .map_or("synthetic".to_string(), |(k, _)| k.to_string());
+    let data = args.data.resolve()?;
+    let name = data.name();
     let tune_split = match args.tune_on.as_str() {
         "none" => None,
         // `all` overlaps every split (and a flat folder's `train` is `all`): no tuning.
         "auto" if args.split == Split::All => None,
         "auto" => [Split::Val, Split::Train]
             .into_iter()
-            .find(|&s| s != args.split && split_samples(source(), s, &opts).is_ok()),
+            .find(|&s| s != args.split && data.samples(s).is_ok()),
         other => {
             let s: Split = other
                 .parse()
@@ -185,7 +179,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     };
     let tuned = match tune_split {
         Some(s) => {
-            let images = split_samples(source(), s, &opts)?;
+            let images = data.samples(s)?;
             let on = format!("F1-optimal on {name} {s}");
             eprintln!("choosing the F1-optimal threshold on {name} {s} ...");
             Some(tune_threshold(
@@ -215,7 +209,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let report = evaluate_into(
         &model,
         &preprocess,
-        split_samples(source(), args.split, &opts)?,
+        data.samples(args.split)?,
         &eval_opts,
         out.as_ref(),
         &device,
@@ -240,30 +234,18 @@ fn every_epoch(args: &EvalArgs, device: &r2unet::device::Device) -> anyhow::Resu
         config.model.size_multiple(),
         args.concurrent_images as usize,
     )?;
-    let opts = args.data.options()?;
-    let source_dir = args.data.source()?;
-    let source = source_dir.as_ref().map(|(k, d)| (*k, d.as_path()));
-    let name = source_dir
-        .as_ref()
-        .map_or("synthetic".to_string(), |(k, _)| k.to_string());
-    let samples = split_samples(source, args.split, &opts)?.collect::<r2unet::Result<Vec<_>>>()?;
+    let data = args.data.resolve()?;
+    let samples = data
+        .samples(args.split)?
+        .collect::<r2unet::Result<Vec<_>>>()?;
     // Epochs measured before (their models may be gone) are kept, not redone.
-    let known = match args.out.as_ref().map(|o| o.join("curve.json")) {
-        Some(path) if path.is_file() => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{}: not a curve written by eval --every-epoch",
-                    path.display()
-                )
-            })?
-        }
-        _ => Vec::new(),
+    let known = match &args.out {
+        Some(out) => read_curve(out)?,
+        None => Vec::new(),
     };
     let points = epoch_curve(run, &samples, &inference, device, known)
         .with_context(|| format!("evaluating the epoch models of {}", run.display()))?;
-    let what = format!("{name} {} ({} images)", args.split, samples.len());
+    let what = format!("{} {} ({} images)", data.name(), args.split, samples.len());
     println!("{what}, threshold 0.5, pooled:");
     println!("  epoch  patches seen  validation AUC      F1     AUC");
     let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
@@ -278,18 +260,7 @@ fn every_epoch(args: &EvalArgs, device: &r2unet::device::Device) -> anyhow::Resu
         );
     }
     if let Some(out) = &args.out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        write_atomic(&out.join("curve.csv"), curve_csv(&points).as_bytes())?;
-        write_atomic(
-            &out.join("curve.json"),
-            serde_json::to_string_pretty(&points)?.as_bytes(),
-        )?;
-        write_png(
-            &out.join("curve.png"),
-            &curve_charts(&points, &what),
-            1200,
-            420,
-        )?;
+        write_curve(out, &points, &what)?;
         println!("  curve: {}", out.join("curve.png").display());
     }
     Ok(())

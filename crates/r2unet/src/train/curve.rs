@@ -10,13 +10,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{RunDir, load_checkpoint};
+use crate::atomic::write_atomic;
 use crate::data::Sample;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::eval::evaluate::probability_map;
 use crate::eval::{Confusion, Metrics, RocAccumulator, ZeroDivision};
 use crate::infer::Inference;
-use crate::plot::{Chart, Series};
+use crate::plot::{Chart, Series, write_png};
 
 /// One kept epoch model's pooled metrics.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -91,6 +92,47 @@ pub fn epoch_curve(
     }
     points.sort_by_key(|p| p.epoch);
     Ok(points)
+}
+
+/// The points an earlier `write_curve` left in `out` (its `curve.json`),
+/// or none when it wrote none there.
+///
+/// # Errors
+///
+/// [`Error::Io`] or [`Error::Config`] naming `curve.json` when it exists
+/// but cannot be read as a curve.
+pub fn read_curve(out: &Path) -> Result<Vec<CurvePoint>> {
+    let path = out.join("curve.json");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: path.clone(),
+        reason: format!("not a curve written by eval --every-epoch: {e}"),
+    })
+}
+
+/// Writes `curve.csv`, `curve.json` and `curve.png` (the charts of
+/// [`curve_charts`]) into `out`, creating it; each file atomically.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming the file that could not be written.
+pub fn write_curve(out: &Path, points: &[CurvePoint], what: &str) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_atomic(&out.join("curve.csv"), curve_csv(points).as_bytes())?;
+    let json = serde_json::to_string_pretty(points).map_err(|e| Error::Config {
+        path: out.join("curve.json"),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&out.join("curve.json"), json.as_bytes())?;
+    write_png(
+        &out.join("curve.png"),
+        &curve_charts(points, what),
+        1200,
+        420,
+    )
 }
 
 /// The points as CSV: epoch, patches seen, validation AUC, F1, AUC, Se, Sp.
