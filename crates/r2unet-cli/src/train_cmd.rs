@@ -108,7 +108,7 @@ pub struct TrainArgs {
     all_images: bool,
     /// Keep every epoch's model (epoch-NNN.safetensors, about 2.5 MB each) in
     /// the run folder, to evaluate accuracy against patches seen afterwards
-    /// with `eval --run RUN --checkpoint epochs`.
+    /// with `eval --run RUN --every-epoch`.
     #[arg(long)]
     keep_epochs: bool,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
