@@ -13,7 +13,7 @@ use r2unet::model::Architecture;
 use r2unet::reproduce::table::{
     Row, comparisons_markdown, evaluate_row, markdown, paired_comparisons, write_examples,
 };
-use r2unet::reproduce::{dataset_dir, loo, train_config};
+use r2unet::reproduce::{Budget, dataset_dir, loo, train_config};
 use r2unet::train::{RunDir, Trainer, provenance, read_provenance};
 
 use crate::train_cmd::train;
@@ -43,7 +43,9 @@ pub struct ReproduceArgs {
     /// Override the patches per image of retina runs (quick checks).
     #[arg(long)]
     patches_per_image: Option<usize>,
-    /// Folder of shipped weights, named <dataset>-<model>.safetensors.
+    /// Folder of shipped weights, named <dataset>-<model>.safetensors; a
+    /// <dataset>-<model>-long.safetensors there (a longer training budget) is
+    /// a row of its own.
     #[arg(long, default_value = "weights")]
     weights_dir: PathBuf,
     /// Output folder: results.json, results.md, one report folder per row, runs/.
@@ -106,7 +108,7 @@ fn weights_of(
         train(trainer, &run.0)?;
         Ok((run.best(), Some(provenance(&run.0, &run.best())?)))
     } else {
-        let w = args.weights_dir.join(format!("{name}.safetensors"));
+        let w = Budget::Default.weights(&args.weights_dir, kind, model);
         anyhow::ensure!(
             w.is_file(),
             "no shipped weights {} (train them with --train)",
@@ -117,19 +119,29 @@ fn weights_of(
     }
 }
 
-/// One row: its weights (see [`weights_of`]) evaluated on the test split.
+/// One row: its weights (see [`weights_of`]; for the longer budget, the
+/// shipped `-long` weights) evaluated on the test split.
 fn run_one(
     args: &ReproduceArgs,
     kind: DatasetKind,
     model: Architecture,
+    budget: Budget,
     dir: &Path,
     device: &r2unet::device::Device,
 ) -> anyhow::Result<(Row, EvalReport)> {
-    let (weights, train_info) = weights_of(args, kind, model, dir, device)?;
-    let report_dir = args.out.join(format!("{kind}-{model}"));
+    let (weights, train_info) = match budget {
+        Budget::Default => weights_of(args, kind, model, dir, device)?,
+        Budget::Long => {
+            let w = budget.weights(&args.weights_dir, kind, model);
+            let provenance = read_provenance(&w)?;
+            (w, provenance)
+        }
+    };
+    let report_dir = args.out.join(format!("{kind}-{}", budget.label(model)));
     Ok(evaluate_row(
         kind,
         model,
+        budget,
         dir,
         &weights,
         train_info,
@@ -234,7 +246,7 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
     std::fs::create_dir_all(&args.out)?;
     let mut rows = Vec::new();
-    let mut reports: Vec<(DatasetKind, Architecture, EvalReport)> = Vec::new();
+    let mut reports: Vec<(DatasetKind, String, EvalReport)> = Vec::new();
     let mut skipped = Vec::new();
     for &kind in &args.datasets {
         anyhow::ensure!(
@@ -249,17 +261,31 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
             continue;
         };
         for &model in &args.models {
-            match run_one(&args, kind, model, &dir, &device) {
-                Ok((row, report)) => {
-                    eprintln!(
-                        "{kind} {model}: F1 {:.4}, AUC {}",
-                        row.f1,
-                        row.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
-                    );
-                    rows.push(row);
-                    reports.push((kind, model, report));
+            // A longer-budget model is a row of its own where one is shipped
+            // (never trained by --train: its budget is hours).
+            let long = !args.train
+                && Budget::Long
+                    .weights(&args.weights_dir, kind, model)
+                    .is_file();
+            let budgets = if long {
+                &[Budget::Default, Budget::Long][..]
+            } else {
+                &[Budget::Default][..]
+            };
+            for &budget in budgets {
+                let label = budget.label(model);
+                match run_one(&args, kind, model, budget, &dir, &device) {
+                    Ok((row, report)) => {
+                        eprintln!(
+                            "{kind} {label}: F1 {:.4}, AUC {}",
+                            row.f1,
+                            row.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
+                        );
+                        rows.push(row);
+                        reports.push((kind, label, report));
+                    }
+                    Err(e) => skipped.push(format!("{kind} {label}: {e:#}")),
                 }
-                Err(e) => skipped.push(format!("{kind} {model}: {e:#}")),
             }
         }
     }

@@ -875,4 +875,56 @@ fn reproduce_trains_and_tables_two_models() {
     ] {
         assert!(out.join(f).is_file(), "{f}");
     }
+
+    // Shipped weights with a longer-budget model beside the default one:
+    // both rows, compared with each other.
+    let weights = tmp.path().join("weights");
+    std::fs::create_dir_all(&weights).unwrap();
+    let run_dir = out.join("runs/lung-r2unet");
+    for name in ["lung-r2unet", "lung-r2unet-long"] {
+        let export = r2unet(&[
+            "export",
+            "--run",
+            run_dir.to_str().unwrap(),
+            "-o",
+            weights
+                .join(format!("{name}.safetensors"))
+                .to_str()
+                .unwrap(),
+        ]);
+        assert!(
+            export.status.success(),
+            "{}",
+            String::from_utf8_lossy(&export.stderr)
+        );
+    }
+    let shipped = tmp.path().join("shipped");
+    let run = r2unet(&[
+        "reproduce",
+        "--data",
+        tmp.path().join("data").to_str().unwrap(),
+        "--datasets",
+        "lung",
+        "--weights-dir",
+        weights.to_str().unwrap(),
+        "--bootstrap",
+        "50",
+        "--out",
+        shipped.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("| lung | r2unet | **"), "{stdout}");
+    assert!(stdout.contains("| lung | r2unet-long | **"), "{stdout}");
+    assert!(
+        stdout.contains("| lung | r2unet | r2unet-long | 1 |"),
+        "{stdout}"
+    );
+    assert!(shipped.join("lung-r2unet-long/report.md").is_file());
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{PaperRow, eval_protocol, goal, paper};
+use super::{Budget, PaperRow, eval_protocol, goal, paper};
 use crate::atomic::write_atomic;
 use crate::data::lung::QUIRK_SLICE;
 use crate::data::{DatasetKind, LoadOptions, Split, split_samples};
@@ -31,7 +31,7 @@ use crate::segment::TrainedModel;
 pub struct Row {
     /// Dataset.
     pub dataset: String,
-    /// Model.
+    /// Model, with `-long` for the longer budget ([`Budget::label`]).
     pub model: String,
     /// F1 at threshold 0.5, pooled.
     pub f1: f64,
@@ -79,7 +79,8 @@ pub struct Row {
     pub per_image: Vec<(String, f64)>,
 }
 
-/// Evaluates `weights` (trained as `train` describes, when known) on the
+/// Evaluates `weights` (the `budget` model of `model`, trained as `train`
+/// describes, when known) on the
 /// test split of `kind` in `dir` as the table does: threshold 0.5 and the
 /// F1-optimal threshold chosen on the validation split (else training),
 /// `resamples` bootstrap resamples, a report folder with pictures in
@@ -92,6 +93,7 @@ pub struct Row {
 pub fn evaluate_row(
     kind: DatasetKind,
     model: Architecture,
+    budget: Budget,
     dir: &Path,
     weights: &Path,
     train: Option<serde_json::Value>,
@@ -135,16 +137,20 @@ pub fn evaluate_row(
         Some(&ReportOut {
             dir: report_dir,
             pictures: true,
-            title: format!("{model} on {kind} test — {}", weights.display()),
+            title: format!(
+                "{} on {kind} test — {}",
+                budget.label(model),
+                weights.display()
+            ),
         }),
         device,
     )?;
     let p = &report.fixed.pooled;
     let ci = report.fixed.ci;
-    let goal = goal(kind);
+    let goal = goal(kind, budget);
     let row = Row {
         dataset: kind.to_string(),
-        model: model.to_string(),
+        model: budget.label(model),
         f1: p.f1,
         se: p.sensitivity,
         sp: p.specificity,
@@ -262,7 +268,7 @@ pub struct Comparison {
 ///
 /// Reports of different images.
 pub fn paired_comparisons(
-    reports: &[(DatasetKind, Architecture, EvalReport)],
+    reports: &[(DatasetKind, String, EvalReport)],
     resamples: usize,
 ) -> Result<Vec<Comparison>> {
     let mut out = Vec::new();
