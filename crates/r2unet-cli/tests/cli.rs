@@ -9,14 +9,19 @@ fn r2unet(args: &[&str]) -> Output {
         .expect("the r2unet binary runs")
 }
 
-fn json(args: &[&str]) -> serde_json::Value {
+/// Runs the binary, asserting success (its stderr in the message); its stdout.
+fn stdout_of(args: &[&str]) -> String {
     let out = r2unet(args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(args)).expect("one JSON object")
 }
 
 #[test]
@@ -834,7 +839,7 @@ fn reproduce_trains_and_tables_two_models() {
             .unwrap();
     }
     let out = tmp.path().join("out");
-    let run = r2unet(&[
+    let stdout = stdout_of(&[
         "reproduce",
         "--data",
         tmp.path().join("data").to_str().unwrap(),
@@ -852,12 +857,6 @@ fn reproduce_trains_and_tables_two_models() {
         "--threads",
         "1",
     ]);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     assert!(stdout.contains("| lung | unet | **"), "{stdout}");
     assert!(stdout.contains("| lung | r2unet | **"), "{stdout}");
     assert!(stdout.contains("| lung | unet | r2unet | 1 |"), "{stdout}");
@@ -882,24 +881,17 @@ fn reproduce_trains_and_tables_two_models() {
     std::fs::create_dir_all(&weights).unwrap();
     let run_dir = out.join("runs/lung-r2unet");
     for name in ["lung-r2unet", "lung-r2unet-long"] {
-        let export = r2unet(&[
+        let file = weights.join(format!("{name}.safetensors"));
+        stdout_of(&[
             "export",
             "--run",
             run_dir.to_str().unwrap(),
             "-o",
-            weights
-                .join(format!("{name}.safetensors"))
-                .to_str()
-                .unwrap(),
+            file.to_str().unwrap(),
         ]);
-        assert!(
-            export.status.success(),
-            "{}",
-            String::from_utf8_lossy(&export.stderr)
-        );
     }
     let shipped = tmp.path().join("shipped");
-    let run = r2unet(&[
+    let stdout = stdout_of(&[
         "reproduce",
         "--data",
         tmp.path().join("data").to_str().unwrap(),
@@ -914,12 +906,6 @@ fn reproduce_trains_and_tables_two_models() {
         "--threads",
         "1",
     ]);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     assert!(stdout.contains("| lung | r2unet | **"), "{stdout}");
     assert!(stdout.contains("| lung | r2unet-long | **"), "{stdout}");
     assert!(
