@@ -79,16 +79,18 @@ enum ProtocolArg {
 }
 
 /// The weights of one row, trained first with `--train` (resuming a run
-/// in OUT/runs/), and how they were trained.
+/// in OUT/runs/; the longer budget is always the shipped file), and how
+/// they were trained.
 fn weights_of(
     args: &ReproduceArgs,
     kind: DatasetKind,
     model: Architecture,
+    budget: Budget,
     dir: &Path,
     device: &r2unet::device::Device,
 ) -> anyhow::Result<(PathBuf, Option<serde_json::Value>)> {
     let name = format!("{kind}-{model}");
-    if args.train {
+    if args.train && budget == Budget::Default {
         let run = RunDir(args.out.join("runs").join(&name));
         let trainer = if run.state().exists() {
             Trainer::resume(run.clone(), device)?
@@ -108,7 +110,7 @@ fn weights_of(
         train(trainer, &run.0)?;
         Ok((run.best(), Some(provenance(&run.0, &run.best())?)))
     } else {
-        let w = Budget::Default.weights(&args.weights_dir, kind, model);
+        let w = budget.weights(&args.weights_dir, kind, model);
         anyhow::ensure!(
             w.is_file(),
             "no shipped weights {} (train them with --train)",
@@ -119,8 +121,7 @@ fn weights_of(
     }
 }
 
-/// One row: its weights (see [`weights_of`]; for the longer budget, the
-/// shipped `-long` weights) evaluated on the test split.
+/// One row: its weights (see [`weights_of`]) evaluated on the test split.
 fn run_one(
     args: &ReproduceArgs,
     kind: DatasetKind,
@@ -129,14 +130,7 @@ fn run_one(
     dir: &Path,
     device: &r2unet::device::Device,
 ) -> anyhow::Result<(Row, EvalReport)> {
-    let (weights, train_info) = match budget {
-        Budget::Default => weights_of(args, kind, model, dir, device)?,
-        Budget::Long => {
-            let w = budget.weights(&args.weights_dir, kind, model);
-            let provenance = read_provenance(&w)?;
-            (w, provenance)
-        }
-    };
+    let (weights, train_info) = weights_of(args, kind, model, budget, dir, device)?;
     let report_dir = args.out.join(format!("{kind}-{}", budget.label(model)));
     Ok(evaluate_row(
         kind,
@@ -263,16 +257,11 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
         for &model in &args.models {
             // A longer-budget model is a row of its own where one is shipped
             // (never trained by --train: its budget is hours).
-            let long = !args.train
-                && Budget::Long
-                    .weights(&args.weights_dir, kind, model)
-                    .is_file();
-            let budgets = if long {
-                &[Budget::Default, Budget::Long][..]
-            } else {
-                &[Budget::Default][..]
-            };
-            for &budget in budgets {
+            let long = Budget::Long.weights(&args.weights_dir, kind, model);
+            let budgets = [Budget::Default, Budget::Long]
+                .into_iter()
+                .filter(|&b| b == Budget::Default || (!args.train && long.is_file()));
+            for budget in budgets {
                 let label = budget.label(model);
                 match run_one(&args, kind, model, budget, &dir, &device) {
                     Ok((row, report)) => {
