@@ -35,6 +35,9 @@ pub enum ScheduleArg {
     Constant,
     /// Cosine decay to 1% of --lr.
     Cosine,
+    /// One cycle (PyTorch's OneCycleLR defaults): from --lr/25 up to --lr over
+    /// the first 30% of the steps, then down to --lr/250,000.
+    OneCycle,
 }
 
 /// Flags of `r2unet train`.
@@ -168,6 +171,7 @@ impl TrainArgs {
             schedule: match self.schedule {
                 ScheduleArg::Constant => Schedule::Constant,
                 ScheduleArg::Cosine => Schedule::Cosine,
+                ScheduleArg::OneCycle => Schedule::OneCycle,
             },
             loss: match self.loss {
                 LossArg::Bce => LossKind::Bce,

@@ -669,9 +669,10 @@ fn train<'py>(
         config.schedule = match schedule {
             "cosine" => Schedule::Cosine,
             "constant" => Schedule::Constant,
+            "one-cycle" => Schedule::OneCycle,
             other => {
                 return Err(value_error(format!(
-                    "schedule `{other}`: expected \"cosine\" or \"constant\""
+                    "schedule `{other}`: expected \"cosine\", \"one-cycle\" or \"constant\""
                 )));
             }
         };

@@ -1,5 +1,6 @@
 """The Python API on its own: no shared data, no CLI."""
 
+import json
 import logging
 import threading
 import time
@@ -166,9 +167,11 @@ def test_train_logs_progress_and_gives_a_loadable_model(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="r2unet")
     run = tmp_path / "run"
     state = r2unet.train(
-        run, dataset="synthetic", epochs=1, synthetic_images=4, patches_per_image=40
+        run, dataset="synthetic", epochs=1, synthetic_images=4, patches_per_image=40,
+        schedule="one-cycle",
     )
     assert state["epoch"] == 1
+    assert json.loads((run / "config.json").read_text())["schedule"] == "one-cycle"
     assert any("epoch 1 done" in r.message for r in caplog.records), caplog.text
     trained = r2unet.load(str(run / "best.safetensors"))
     assert trained.predict(fundus(48, 48, 6)).shape == (48, 48)

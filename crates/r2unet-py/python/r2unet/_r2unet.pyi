@@ -103,7 +103,7 @@ def train(
     patch_size: Optional[int] = None,
     batch_size: Optional[int] = None,
     lr: float = 1e-3,
-    schedule: Literal["cosine", "constant"] = "cosine",
+    schedule: Literal["cosine", "one-cycle", "constant"] = "cosine",
     loss: Literal["bce", "dice", "bce-dice"] = "bce",
     pos_weight: Optional[float] = None,
     seed: int = 0,

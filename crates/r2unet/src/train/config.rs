@@ -29,6 +29,35 @@ pub enum Schedule {
     Constant,
     /// Cosine decay from the base rate to 1% of it at the last step.
     Cosine,
+    /// One cycle, with the defaults of PyTorch's `OneCycleLR`: a cosine rise
+    /// from 1/25 of the base rate to the base rate over the first 30% of the
+    /// steps, then a cosine fall to 1/25 of 1/10,000 of it at the last step.
+    OneCycle,
+}
+
+impl Schedule {
+    /// The learning rate at `step` of `total`, for the base rate `lr`.
+    pub fn rate(self, lr: f64, step: usize, total: usize) -> f64 {
+        let progress = (step as f64 / total.max(1) as f64).min(1.0);
+        match self {
+            Schedule::Constant => lr,
+            Schedule::Cosine => cosine_between(lr, 0.01 * lr, progress),
+            Schedule::OneCycle => {
+                const WARM_UP: f64 = 0.3;
+                let start = lr / 25.0;
+                if progress < WARM_UP {
+                    cosine_between(start, lr, progress / WARM_UP)
+                } else {
+                    cosine_between(lr, start / 1e4, (progress - WARM_UP) / (1.0 - WARM_UP))
+                }
+            }
+        }
+    }
+}
+
+/// Half a cosine from `from` (at `t = 0`) to `to` (at `t = 1`).
+fn cosine_between(from: f64, to: f64, t: f64) -> f64 {
+    to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
 }
 
 /// A complete training run description.
@@ -144,5 +173,40 @@ impl TrainConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Schedule;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * b.abs().max(1e-12)
+    }
+
+    #[test]
+    fn cosine_falls_from_the_base_rate_to_one_percent() {
+        let s = Schedule::Cosine;
+        assert!(close(s.rate(1e-3, 0, 100), 1e-3));
+        assert!(close(s.rate(1e-3, 50, 100), 0.5 * (1e-3 + 1e-5)));
+        assert!(close(s.rate(1e-3, 100, 100), 1e-5));
+        assert!(close(s.rate(1e-3, 150, 100), 1e-5));
+        assert!(close(Schedule::Constant.rate(1e-3, 70, 100), 1e-3));
+    }
+
+    #[test]
+    fn one_cycle_rises_for_30_percent_of_the_steps_then_falls() {
+        // PyTorch's OneCycleLR(max_lr=4e-3, total_steps=1000) with its
+        // defaults: 1.6e-4 at step 0, 4e-3 at step 300, 1.6e-8 at the end.
+        let s = Schedule::OneCycle;
+        let (lr, total) = (4e-3, 1000);
+        assert!(close(s.rate(lr, 0, total), 1.6e-4));
+        assert!(close(s.rate(lr, 150, total), 0.5 * (1.6e-4 + 4e-3)));
+        assert!(close(s.rate(lr, 300, total), 4e-3));
+        assert!(close(s.rate(lr, 650, total), 0.5 * (4e-3 + 1.6e-8)));
+        assert!(close(s.rate(lr, total, total), 1.6e-8));
+        let rates: Vec<f64> = (0..=total).map(|t| s.rate(lr, t, total)).collect();
+        assert!(rates[..=300].windows(2).all(|w| w[0] < w[1]));
+        assert!(rates[300..].windows(2).all(|w| w[0] > w[1]));
     }
 }

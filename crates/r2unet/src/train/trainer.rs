@@ -22,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoint::{EpochRecord, RunDir, RunState};
-use super::config::{LossKind, Schedule, TrainConfig};
+use super::config::{LossKind, TrainConfig};
 use super::loss::{bce_with_logits, dice_with_logits};
 use super::parallel::{shard_ranges, sharded_gradients};
 use super::prepare::{prepare, training_samples};
@@ -294,7 +294,7 @@ impl Trainer {
                     .map(|&i| epoch_set.get(i))
                     .collect::<std::result::Result<Vec<_>, _>>()
                     .map_err(|e| Error::invalid("patch", e.to_string()))?;
-                let lr = learning_rate(c, state.steps, total_steps);
+                let lr = c.schedule.rate(c.lr, state.steps, total_steps);
                 let (value, grads) = self.gradients(&model, items, &batcher)?;
                 if !value.is_finite() {
                     return Err(Error::invalid(
@@ -337,7 +337,7 @@ impl Trainer {
                 val_loss,
                 val_auc,
                 val_f1,
-                lr: learning_rate(c, state.steps, total_steps),
+                lr: c.schedule.rate(c.lr, state.steps, total_steps),
                 patches_per_s,
                 elapsed_s: state.elapsed_s,
                 steps: state.steps,
@@ -367,18 +367,6 @@ impl Trainer {
             on_event(Event::Epoch(record));
         }
         Ok(Outcome::Finished(state))
-    }
-}
-
-/// The learning rate at `step` of `total`.
-fn learning_rate(c: &TrainConfig, step: usize, total: usize) -> f64 {
-    match c.schedule {
-        Schedule::Constant => c.lr,
-        Schedule::Cosine => {
-            let progress = step as f64 / total.max(1) as f64;
-            let floor = 0.01 * c.lr;
-            floor + (c.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
-        }
     }
 }
 
