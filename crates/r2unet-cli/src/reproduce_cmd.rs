@@ -8,13 +8,10 @@ use clap::Args;
 use r2unet::atomic::write_atomic;
 use r2unet::data::DatasetKind;
 use r2unet::device::DeviceChoice;
-use r2unet::eval::evaluate::EvalReport;
 use r2unet::model::Architecture;
-use r2unet::reproduce::table::{
-    Row, comparisons_markdown, evaluate_row, markdown, paired_comparisons, write_examples,
-};
+use r2unet::reproduce::table::{Plan, build, shipped};
 use r2unet::reproduce::{Budget, dataset_dir, loo, train_config};
-use r2unet::train::{RunDir, Trainer, provenance, read_provenance};
+use r2unet::train::{RunDir, Trainer, provenance};
 
 use crate::train_cmd::train;
 
@@ -78,71 +75,34 @@ enum ProtocolArg {
     Loo,
 }
 
-/// The weights of one row, trained first with `--train` (resuming a run
-/// in OUT/runs/; the longer budget is always the shipped file), and how
-/// they were trained.
-fn weights_of(
+/// `--train`: the default-budget model of one row, trained (or its run in
+/// OUT/runs/ resumed), and its provenance.
+fn train_row(
     args: &ReproduceArgs,
     kind: DatasetKind,
     model: Architecture,
-    budget: Budget,
     dir: &Path,
     device: &r2unet::device::Device,
 ) -> anyhow::Result<(PathBuf, Option<serde_json::Value>)> {
     let name = format!("{kind}-{model}");
-    if args.train && budget == Budget::Default {
-        let run = RunDir(args.out.join("runs").join(&name));
-        let trainer = if run.state().exists() {
-            Trainer::resume(run.clone(), device)?
-        } else {
-            let mut config = train_config(kind, model, dir);
-            if let Some(e) = args.epochs {
-                config.epochs = e;
-            }
-            if let Some(p) = args.patches_per_image
-                && kind.is_retina()
-            {
-                config.patches_per_image = p;
-            }
-            Trainer::new(config, run.clone(), device)?
-        };
-        eprintln!("training {name} in {}", run.0.display());
-        train(trainer, &run.0)?;
-        Ok((run.best(), Some(provenance(&run.0, &run.best())?)))
+    let run = RunDir(args.out.join("runs").join(&name));
+    let trainer = if run.state().exists() {
+        Trainer::resume(run.clone(), device)?
     } else {
-        let w = budget.weights(&args.weights_dir, kind, model);
-        anyhow::ensure!(
-            w.is_file(),
-            "no shipped weights {} (train them with --train)",
-            w.display()
-        );
-        let provenance = read_provenance(&w)?;
-        Ok((w, provenance))
-    }
-}
-
-/// One row: its weights (see [`weights_of`]) evaluated on the test split.
-fn run_one(
-    args: &ReproduceArgs,
-    kind: DatasetKind,
-    model: Architecture,
-    budget: Budget,
-    dir: &Path,
-    device: &r2unet::device::Device,
-) -> anyhow::Result<(Row, EvalReport)> {
-    let (weights, train_info) = weights_of(args, kind, model, budget, dir, device)?;
-    let report_dir = args.out.join(format!("{kind}-{}", budget.label(model)));
-    Ok(evaluate_row(
-        kind,
-        model,
-        budget,
-        dir,
-        &weights,
-        train_info,
-        &report_dir,
-        args.bootstrap,
-        device,
-    )?)
+        let mut config = train_config(kind, model, dir);
+        if let Some(e) = args.epochs {
+            config.epochs = e;
+        }
+        if let Some(p) = args.patches_per_image
+            && kind.is_retina()
+        {
+            config.patches_per_image = p;
+        }
+        Trainer::new(config, run.clone(), device)?
+    };
+    eprintln!("training {name} in {}", run.0.display());
+    train(trainer, &run.0)?;
+    Ok((run.best(), Some(provenance(&run.0, &run.best())?)))
 }
 
 /// `--protocol loo`: every dataset and model by leave-one-out.
@@ -213,95 +173,52 @@ fn run_loo(args: &ReproduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The leave-one-out runs finished (or begun) in OUT for the datasets and
-/// models of this table, one line each, after the table.
-fn loo_notes(args: &ReproduceArgs) -> anyhow::Result<String> {
-    let mut lines = String::new();
-    for &kind in &args.datasets {
-        for &model in &args.models {
-            let folder = format!("{kind}-{model}-loo");
-            if let Some(summary) = loo::read_summary(&args.out.join(&folder))? {
-                lines.push_str(&loo::table_line(&summary, &folder));
-                lines.push('\n');
-            }
-        }
-    }
-    Ok(if lines.is_empty() {
-        lines
-    } else {
-        format!("\nLeave-one-out (the paper's STARE protocol; `--protocol loo`):\n\n{lines}")
-    })
-}
-
 pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     if args.protocol == ProtocolArg::Loo {
         return run_loo(&args);
     }
     let device = args.device.device()?;
-    std::fs::create_dir_all(&args.out)?;
-    let mut rows = Vec::new();
-    let mut reports: Vec<(DatasetKind, String, EvalReport)> = Vec::new();
-    let mut skipped = Vec::new();
-    for &kind in &args.datasets {
-        anyhow::ensure!(
-            !matches!(kind, DatasetKind::Folder | DatasetKind::Nifti),
-            "--datasets: {kind} is not one of the paper's datasets (drive, stare, chase, ph2, lung)"
-        );
-        let Some(dir) = dataset_dir(&args.data, kind) else {
-            skipped.push(format!(
-                "{kind}: no folder for it under {}",
-                args.data.display()
-            ));
-            continue;
-        };
-        for &model in &args.models {
-            // A longer-budget model is a row of its own where one is shipped
-            // (never trained by --train: its budget is hours).
-            let long = Budget::Long.weights(&args.weights_dir, kind, model);
-            let budgets = [Budget::Default, Budget::Long]
-                .into_iter()
-                .filter(|&b| b == Budget::Default || (!args.train && long.is_file()));
-            for budget in budgets {
-                let label = budget.label(model);
-                match run_one(&args, kind, model, budget, &dir, &device) {
-                    Ok((row, report)) => {
-                        eprintln!(
-                            "{kind} {label}: F1 {:.4}, AUC {}",
-                            row.f1,
-                            row.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
-                        );
-                        rows.push(row);
-                        reports.push((kind, label, report));
-                    }
-                    Err(e) => skipped.push(format!("{kind} {label}: {e:#}")),
-                }
+    let plan = Plan {
+        data: &args.data,
+        datasets: &args.datasets,
+        models: &args.models,
+        weights_dir: &args.weights_dir,
+        // A longer-budget model is never trained by --train: its budget is hours.
+        long_rows: !args.train,
+        out: &args.out,
+        resamples: args.bootstrap,
+    };
+    let table = build(
+        &plan,
+        &mut |kind, model, budget, dir| {
+            if args.train && budget == Budget::Default {
+                train_row(&args, kind, model, dir, &device)
+                    .map_err(|e| r2unet::Error::invalid("training", format!("{e:#}")))
+            } else {
+                shipped(&args.weights_dir, kind, model, budget)
             }
-        }
-    }
-    let examples = write_examples(&args.out, &mut rows)?;
-    let comparisons = paired_comparisons(&reports, args.bootstrap)?;
-    let mut table = markdown(&rows);
-    table.push_str(&comparisons_markdown(&comparisons));
-    table.push_str(&loo_notes(&args)?);
-    write_atomic(
-        &args.out.join("comparisons.json"),
-        serde_json::to_string_pretty(&comparisons)?.as_bytes(),
+        },
+        &device,
+        &mut |row| {
+            eprintln!(
+                "{} {}: F1 {:.4}, AUC {}",
+                row.dataset,
+                row.model,
+                row.f1,
+                row.auc.map_or("n/a".into(), |v| format!("{v:.4}"))
+            )
+        },
     )?;
-    write_atomic(
-        &args.out.join("results.json"),
-        serde_json::to_string_pretty(&rows)?.as_bytes(),
-    )?;
-    write_atomic(&args.out.join("results.md"), table.as_bytes())?;
-    println!("{table}");
-    for s in &skipped {
+    println!("{}", table.markdown);
+    for s in &table.skipped {
         println!("skipped {s}");
     }
     println!(
         "written: {}, {} and {}",
         args.out.join("results.json").display(),
         args.out.join("results.md").display(),
-        examples.display()
+        table.examples.display()
     );
-    anyhow::ensure!(!rows.is_empty(), "no row could be produced");
+    anyhow::ensure!(!table.rows.is_empty(), "no row could be produced");
     Ok(())
 }

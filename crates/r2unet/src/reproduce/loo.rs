@@ -227,9 +227,34 @@ pub fn read_summary(out: &Path) -> Result<Option<Summary>> {
         })
 }
 
+/// The leave-one-out runs finished (or begun) in `out` for `datasets` and
+/// `models` (their `<dataset>-<model>-loo/summary.json`), one line each,
+/// under a heading; empty without any.
+///
+/// # Errors
+///
+/// A summary that cannot be read or parsed, naming it.
+pub fn notes(out: &Path, datasets: &[DatasetKind], models: &[Architecture]) -> Result<String> {
+    let mut lines = String::new();
+    for &kind in datasets {
+        for &model in models {
+            let folder = format!("{kind}-{model}-loo");
+            if let Some(summary) = read_summary(&out.join(&folder))? {
+                lines.push_str(&table_line(&summary, &folder));
+                lines.push('\n');
+            }
+        }
+    }
+    Ok(if lines.is_empty() {
+        lines
+    } else {
+        format!("\nLeave-one-out (the paper's STARE protocol; `--protocol loo`):\n\n{lines}")
+    })
+}
+
 /// One line for the results table's notes: the pooled metrics of a
 /// leave-one-out and how many folds they cover.
-pub fn table_line(s: &Summary, folder: &str) -> String {
+fn table_line(s: &Summary, folder: &str) -> String {
     let pooled = s.pooled.as_ref().map_or(String::new(), |p| {
         let auc = p.auc.map_or("n/a".into(), |v| format!("{v:.4}"));
         format!(": pooled F1 {:.4}, AUC {auc}", p.f1)

@@ -1,15 +1,16 @@
 //! The paper-style results table of `r2unet reproduce`: one row per dataset
 //! and model (its pooled test metrics beside the paper's figures and the
 //! project's goals), the paired comparisons of models on the same test
-//! images, and a page of example overlays. The command line finds (or
-//! trains) the weights, calls these, and writes and prints what they return.
+//! images, and a page of example overlays. [`build`] makes and writes all of
+//! it; the caller says where each row's weights come from (the shipped file,
+//! [`shipped`], or a model it trains) and prints what comes back.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Budget, PaperRow, eval_protocol, goal, paper};
+use super::{Budget, PaperRow, dataset_dir, eval_protocol, goal, loo, paper};
 use crate::atomic::write_atomic;
 use crate::data::lung::QUIRK_SLICE;
 use crate::data::{DatasetKind, LoadOptions, Split, split_samples};
@@ -24,6 +25,7 @@ use crate::infer::Inference;
 use crate::model::Architecture;
 use crate::render::thumbnail_png;
 use crate::segment::TrainedModel;
+use crate::train::read_provenance;
 
 /// One row of the table (and of `results.json`): a model's pooled test
 /// metrics on one dataset beside the paper's figures and the project's goals.
@@ -79,6 +81,164 @@ pub struct Row {
     pub per_image: Vec<(String, f64)>,
 }
 
+/// What [`build`] makes: a row for every dataset and model.
+#[derive(Debug, Clone)]
+pub struct Plan<'a> {
+    /// Data root holding `DRIVE/`, `STARE/`, ... ([`dataset_dir`]).
+    pub data: &'a Path,
+    /// The paper's datasets, in table order.
+    pub datasets: &'a [DatasetKind],
+    /// The models, in table order.
+    pub models: &'a [Architecture],
+    /// Shipped weights; a `<dataset>-<model>-long.safetensors` there adds a
+    /// row at the longer budget where `long_rows`.
+    pub weights_dir: &'a Path,
+    /// Whether longer-budget rows are made where their file is shipped.
+    pub long_rows: bool,
+    /// Output folder: a report folder per row, `results.json`, `results.md`,
+    /// `comparisons.json`, `examples.md`.
+    pub out: &'a Path,
+    /// Bootstrap resamples of the intervals.
+    pub resamples: usize,
+}
+
+/// The table [`build`] wrote.
+#[derive(Debug)]
+pub struct Table {
+    /// The rows made.
+    pub rows: Vec<Row>,
+    /// `results.md`: the table, the paired comparisons and the leave-one-out
+    /// runs found in the output folder.
+    pub markdown: String,
+    /// Each row that could not be made, with why.
+    pub skipped: Vec<String>,
+    /// The examples page.
+    pub examples: PathBuf,
+}
+
+/// Where a row's weights come from, given its dataset, model, budget and
+/// dataset folder: the weights file and how it was trained (provenance).
+pub type WeightsOf<'a> = dyn FnMut(DatasetKind, Architecture, Budget, &Path) -> Result<(PathBuf, Option<serde_json::Value>)>
+    + 'a;
+
+/// The shipped weights of a row in `weights_dir` ([`Budget::weights`]) and
+/// their recorded provenance.
+///
+/// # Errors
+///
+/// The file is missing (named) or its metadata cannot be read.
+pub fn shipped(
+    weights_dir: &Path,
+    kind: DatasetKind,
+    model: Architecture,
+    budget: Budget,
+) -> Result<(PathBuf, Option<serde_json::Value>)> {
+    let w = budget.weights(weights_dir, kind, model);
+    if !w.is_file() {
+        return Err(Error::Layout {
+            path: w,
+            reason: "no such shipped weights file (train it with --train)".into(),
+        });
+    }
+    let provenance = read_provenance(&w)?;
+    Ok((w, provenance))
+}
+
+/// Makes every row of `plan` (weights from `weights_of`, then
+/// [`evaluate_row`]; `on_row` hears of each as it is made), the paired
+/// comparisons and the examples page, and writes them all to `plan.out`. A
+/// row that fails (a dataset folder or weights file missing, say) is
+/// skipped with its reason, not fatal.
+///
+/// # Errors
+///
+/// A dataset that is not one of the paper's, and I/O errors writing the
+/// output, naming the file.
+pub fn build(
+    plan: &Plan,
+    weights_of: &mut WeightsOf,
+    device: &Device,
+    on_row: &mut dyn FnMut(&Row),
+) -> Result<Table> {
+    std::fs::create_dir_all(plan.out).map_err(|e| Error::io(plan.out, e))?;
+    let mut rows = Vec::new();
+    let mut reports: Vec<(DatasetKind, String, EvalReport)> = Vec::new();
+    let mut skipped = Vec::new();
+    for &kind in plan.datasets {
+        if matches!(kind, DatasetKind::Folder | DatasetKind::Nifti) {
+            return Err(Error::invalid(
+                "datasets",
+                format!(
+                    "{kind} is not one of the paper's datasets (drive, stare, chase, ph2, lung)"
+                ),
+            ));
+        }
+        let Some(dir) = dataset_dir(plan.data, kind) else {
+            skipped.push(format!(
+                "{kind}: no folder for it under {}",
+                plan.data.display()
+            ));
+            continue;
+        };
+        for &model in plan.models {
+            let long = plan.long_rows
+                && Budget::Long
+                    .weights(plan.weights_dir, kind, model)
+                    .is_file();
+            let budgets = [Budget::Default, Budget::Long]
+                .into_iter()
+                .filter(|&b| b == Budget::Default || long);
+            for budget in budgets {
+                let label = budget.label(model);
+                let report_dir = plan.out.join(format!("{kind}-{label}"));
+                let row = weights_of(kind, model, budget, &dir).and_then(|(weights, train)| {
+                    evaluate_row(
+                        kind,
+                        model,
+                        budget,
+                        &dir,
+                        &weights,
+                        train,
+                        &report_dir,
+                        plan.resamples,
+                        device,
+                    )
+                });
+                match row {
+                    Ok((row, report)) => {
+                        on_row(&row);
+                        rows.push(row);
+                        reports.push((kind, label, report));
+                    }
+                    Err(e) => skipped.push(format!("{kind} {label}: {e}")),
+                }
+            }
+        }
+    }
+    let examples = write_examples(plan.out, &mut rows)?;
+    let comparisons = paired_comparisons(&reports, plan.resamples)?;
+    let mut text = markdown(&rows);
+    text.push_str(&comparisons_markdown(&comparisons));
+    text.push_str(&loo::notes(plan.out, plan.datasets, plan.models)?);
+    write_atomic(
+        &plan.out.join("comparisons.json"),
+        to_json(&comparisons)?.as_bytes(),
+    )?;
+    write_atomic(&plan.out.join("results.json"), to_json(&rows)?.as_bytes())?;
+    write_atomic(&plan.out.join("results.md"), text.as_bytes())?;
+    Ok(Table {
+        rows,
+        markdown: text,
+        skipped,
+        examples,
+    })
+}
+
+/// Pretty JSON of a table part.
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| Error::invalid("results JSON", e.to_string()))
+}
+
 /// Evaluates `weights` (the `budget` model of `model`, trained as `train`
 /// describes, when known) on the
 /// test split of `kind` in `dir` as the table does: threshold 0.5 and the
@@ -90,7 +250,7 @@ pub struct Row {
 ///
 /// Loading, inference and I/O errors naming the file or image.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate_row(
+fn evaluate_row(
     kind: DatasetKind,
     model: Architecture,
     budget: Budget,
@@ -438,7 +598,76 @@ fn training_note(train: &serde_json::Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{median_image, training_note};
+    use std::path::Path;
+
+    use super::{Plan, build, median_image, shipped, training_note};
+    use crate::data::DatasetKind;
+    use crate::device::DeviceChoice;
+    use crate::model::Architecture;
+    use crate::reproduce::Budget;
+
+    #[test]
+    fn missing_datasets_and_weights_are_skipped_with_why_other_layouts_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, out) = (tmp.path().join("data"), tmp.path().join("out"));
+        std::fs::create_dir_all(data.join("DRIVE")).unwrap();
+        let device = DeviceChoice::Cpu.device().unwrap();
+        let plan = Plan {
+            data: &data,
+            datasets: &[DatasetKind::Drive, DatasetKind::Lung],
+            models: &[Architecture::Unet],
+            weights_dir: tmp.path(),
+            long_rows: true,
+            out: &out,
+            resamples: 10,
+        };
+        let mut asked = Vec::new();
+        let table = build(
+            &plan,
+            &mut |kind, model, budget, _: &Path| {
+                asked.push((kind, budget));
+                shipped(tmp.path(), kind, model, budget)
+            },
+            &device,
+            &mut |_| panic!("no row can be made"),
+        )
+        .unwrap();
+        assert!(table.rows.is_empty());
+        // No lung folder: not asked for weights; no -long file: no long row.
+        assert_eq!(asked, [(DatasetKind::Drive, Budget::Default)]);
+        assert_eq!(table.skipped.len(), 2, "{:?}", table.skipped);
+        assert!(
+            table.skipped[0].starts_with("drive unet: "),
+            "{}",
+            table.skipped[0]
+        );
+        assert!(table.skipped[0].contains("drive-unet.safetensors: no such shipped weights"));
+        assert!(table.skipped[1].starts_with("lung: no folder for it under"));
+        for file in [
+            "results.md",
+            "results.json",
+            "comparisons.json",
+            "examples.md",
+        ] {
+            assert!(out.join(file).is_file(), "{file}");
+        }
+        let folder = Plan {
+            datasets: &[DatasetKind::Folder],
+            ..plan
+        };
+        let err = build(
+            &folder,
+            &mut |_, _, _, _| unreachable!(),
+            &device,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("folder is not one of the paper's datasets"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_example_is_the_median_image() {
