@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use r2unet::atomic::write_atomic;
 use r2unet::data::DatasetKind;
 use r2unet::device::DeviceChoice;
 use r2unet::model::Architecture;
@@ -64,6 +63,29 @@ pub struct ReproduceArgs {
     /// covers every finished fold).
     #[arg(long, value_name = "N")]
     max_folds: Option<usize>,
+    /// With --protocol loo: `long` fine-tunes every fold from
+    /// drive-<model>-long.safetensors (required) instead of the default-budget
+    /// DRIVE model, in folders named <dataset>-<model>-long-loo.
+    #[arg(long, value_enum, default_value = "default")]
+    budget: BudgetArg,
+}
+
+/// `--budget`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum BudgetArg {
+    /// Start from the default-budget DRIVE model.
+    Default,
+    /// Start from the longer-budget DRIVE model.
+    Long,
+}
+
+impl From<BudgetArg> for Budget {
+    fn from(b: BudgetArg) -> Self {
+        match b {
+            BudgetArg::Default => Budget::Default,
+            BudgetArg::Long => Budget::Long,
+        }
+    }
 }
 
 /// `--protocol`.
@@ -113,11 +135,26 @@ fn run_loo(args: &ReproduceArgs) -> anyhow::Result<()> {
             anyhow::anyhow!("{kind}: no folder for it under {}", args.data.display())
         })?;
         for &model in &args.models {
-            let name = format!("{kind}-{model}-loo");
-            let out = args.out.join(&name);
-            let init = Some(args.weights_dir.join(format!("drive-{model}.safetensors")))
-                .filter(|w| w.is_file() && kind != DatasetKind::Drive);
-            let budget = |mut c: r2unet::train::TrainConfig| {
+            let plan = loo::Plan {
+                kind,
+                model,
+                budget: args.budget.into(),
+                data: &dir,
+                out: &args.out,
+                weights_dir: &args.weights_dir,
+                max_folds: args.max_folds,
+            };
+            eprintln!(
+                "{}: folds in {}, their runs in {}{}",
+                plan.name(),
+                plan.folds_dir().display(),
+                plan.runs_dir().display(),
+                plan.init()?.map_or(String::new(), |w| format!(
+                    ", fine-tuned from {}",
+                    w.display()
+                ))
+            );
+            let adjust = |mut c: r2unet::train::TrainConfig| {
                 if let Some(e) = args.epochs {
                     c.epochs = e;
                 }
@@ -126,48 +163,19 @@ fn run_loo(args: &ReproduceArgs) -> anyhow::Result<()> {
                 }
                 c
             };
-            eprintln!(
-                "{name}: folds in {}, their runs in {}{}",
-                out.display(),
-                args.out.join("runs").join(&name).display(),
-                init.as_ref().map_or(String::new(), |w| format!(
-                    ", fine-tuned from {}",
-                    w.display()
-                ))
-            );
-            let summary = loo::run(
-                kind,
-                model,
-                &dir,
-                &out,
-                &args.out.join("runs").join(&name),
-                &args
-                    .weights_dir
-                    .join(format!("{kind}-{model}-all.safetensors")),
-                init,
-                &budget,
-                args.max_folds,
-                &device,
-                &mut |trainer, run| {
-                    train(trainer, run).map_err(|e| {
-                        r2unet::Error::invalid(
-                            "training",
-                            format!(
-                                "{e:#} (or run the same reproduce command again: \
-                                 it continues this fold)"
-                            ),
-                        )
-                    })
-                },
-            )
+            let summary = loo::run(&plan, &adjust, &device, &mut |trainer, run| {
+                train(trainer, run).map_err(|e| {
+                    r2unet::Error::invalid(
+                        "training",
+                        format!(
+                            "{e:#} (or run the same reproduce command again: \
+                             it continues this fold)"
+                        ),
+                    )
+                })
+            })
             .with_context(|| format!("leave-one-out of {model} on {kind}"))?;
-            let text = summary.markdown();
-            write_atomic(&out.join("summary.md"), text.as_bytes())?;
-            write_atomic(
-                &out.join("summary.json"),
-                serde_json::to_string_pretty(&summary)?.as_bytes(),
-            )?;
-            println!("{text}");
+            println!("{}", summary.markdown());
         }
     }
     Ok(())
@@ -177,6 +185,11 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     if args.protocol == ProtocolArg::Loo {
         return run_loo(&args);
     }
+    anyhow::ensure!(
+        args.budget == BudgetArg::Default,
+        "--budget long is for --protocol loo: the standard table has a row for every \
+         shipped <dataset>-<model>-long.safetensors already"
+    );
     let device = args.device.device()?;
     let plan = Plan {
         data: &args.data,

@@ -733,6 +733,22 @@ fn leave_one_out_continues_fold_by_fold() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("2 of 3 folds finished"), "{stdout}");
+    // The longer budget starts every fold from the longer DRIVE model:
+    // refused, naming it, where the weights folder lacks it; and it is a
+    // leave-one-out option only.
+    let long = args(&["--budget", "long"]);
+    let err = String::from_utf8_lossy(&long.stderr);
+    assert!(
+        !long.status.success() && err.contains("drive-r2unet-long.safetensors"),
+        "{err}"
+    );
+    assert!(!out.join("chase-r2unet-long-loo").exists());
+    let standard = r2unet(&["reproduce", "--data", "x", "--budget", "long"]);
+    let err = String::from_utf8_lossy(&standard.stderr);
+    assert!(
+        !standard.status.success() && err.contains("--protocol loo"),
+        "{err}"
+    );
     let folds = out.join("chase-r2unet-loo");
     let first = std::fs::read(folds.join("fold-00.json")).unwrap();
     assert!(!folds.join("fold-02.json").exists());

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::train_config;
+use super::{Budget, train_config};
 use crate::atomic::write_atomic;
 use crate::data::{DatasetKind, LoadOptions, Sample, Split};
 use crate::device::Device;
@@ -228,8 +228,8 @@ pub fn read_summary(out: &Path) -> Result<Option<Summary>> {
 }
 
 /// The leave-one-out runs finished (or begun) in `out` for `datasets` and
-/// `models` (their `<dataset>-<model>-loo/summary.json`), one line each,
-/// under a heading; empty without any.
+/// `models` at either budget (their `<dataset>-<label>-loo/summary.json`),
+/// one line each, under a heading; empty without any.
 ///
 /// # Errors
 ///
@@ -238,10 +238,12 @@ pub fn notes(out: &Path, datasets: &[DatasetKind], models: &[Architecture]) -> R
     let mut lines = String::new();
     for &kind in datasets {
         for &model in models {
-            let folder = format!("{kind}-{model}-loo");
-            if let Some(summary) = read_summary(&out.join(&folder))? {
-                lines.push_str(&table_line(&summary, &folder));
-                lines.push('\n');
+            for budget in [Budget::Default, Budget::Long] {
+                let folder = format!("{kind}-{}-loo", budget.label(model));
+                if let Some(summary) = read_summary(&out.join(&folder))? {
+                    lines.push_str(&table_line(&summary, &folder));
+                    lines.push('\n');
+                }
             }
         }
     }
@@ -298,32 +300,99 @@ fn fold_sample(kind: DatasetKind, data: &Path, fold: usize) -> Result<Sample> {
     })
 }
 
-/// Runs (or continues) leave-one-out of `model` on `kind` in `data`:
-/// every unfinished fold is trained in `runs/fold-KK` (resumed when its run
-/// folder holds a checkpoint) by `train`, its best checkpoint segments the
-/// left-out image, and the fold's files are written to `out`; then the
-/// summary of every finished fold. Once all folds are finished, the model
-/// on every image is trained in `runs/all` (resumable like a fold) and its
-/// best checkpoint exported to `all_images_model`, unless that file exists.
-/// `max_folds` stops after that many newly trained runs (`None`: all).
+/// One leave-one-out: which model on which set, and where its files go.
+#[derive(Debug, Clone)]
+pub struct Plan<'a> {
+    /// The dataset.
+    pub kind: DatasetKind,
+    /// The model.
+    pub model: Architecture,
+    /// Which DRIVE model the folds are fine-tuned from: `Default`,
+    /// `drive-<model>.safetensors` where the weights folder has it (else
+    /// from scratch); `Long`, `drive-<model>-long.safetensors`, required.
+    pub budget: Budget,
+    /// The dataset folder.
+    pub data: &'a Path,
+    /// Output root: the folds go to `<name>/`, their runs to `runs/<name>/`
+    /// ([`Plan::name`]).
+    pub out: &'a Path,
+    /// Weights folder: the DRIVE model to start from, and where the model
+    /// on every image is exported (`<dataset>-<label>-all.safetensors`).
+    pub weights_dir: &'a Path,
+    /// Stop after training this many more folds (`None`: all).
+    pub max_folds: Option<usize>,
+}
+
+impl Plan<'_> {
+    /// `<dataset>-<label>-loo`, e.g. `stare-r2unet-loo`, `stare-r2unet-long-loo`.
+    pub fn name(&self) -> String {
+        format!("{}-{}-loo", self.kind, self.budget.label(self.model))
+    }
+
+    /// Where the finished folds and the summary are written.
+    pub fn folds_dir(&self) -> PathBuf {
+        self.out.join(self.name())
+    }
+
+    /// Where the folds' runs (models, checkpoints) live.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.out.join("runs").join(self.name())
+    }
+
+    /// The model trained on every image once all folds are finished.
+    pub fn all_images_model(&self) -> PathBuf {
+        self.weights_dir.join(format!(
+            "{}-{}-all.safetensors",
+            self.kind,
+            self.budget.label(self.model)
+        ))
+    }
+
+    /// The DRIVE model each fold starts from (see [`Plan::budget`]).
+    ///
+    /// # Errors
+    ///
+    /// The longer budget without its DRIVE model, naming the file.
+    pub fn init(&self) -> Result<Option<PathBuf>> {
+        let drive = self
+            .budget
+            .weights(self.weights_dir, DatasetKind::Drive, self.model);
+        match self.budget {
+            _ if self.kind == DatasetKind::Drive => Ok(None),
+            Budget::Default => Ok(drive.is_file().then_some(drive)),
+            Budget::Long if drive.is_file() => Ok(Some(drive)),
+            Budget::Long => Err(Error::Layout {
+                path: drive,
+                reason: "no such file: the longer budget's folds are fine-tuned from it".into(),
+            }),
+        }
+    }
+}
+
+/// Runs (or continues) the leave-one-out of `plan`: every unfinished fold
+/// is trained in `runs/<name>/fold-KK` (resumed when its run folder holds a
+/// checkpoint) by `train`, with the leave-one-out budget (then `adjust`,
+/// for quick checks), its best checkpoint segments the left-out image, and
+/// the fold's files are written to the folds folder; then the summary of
+/// every finished fold (`summary.json`, `summary.md` there). Once all folds
+/// are finished, the model on every image is trained in `runs/<name>/all`
+/// (resumable like a fold) and its best checkpoint exported to
+/// [`Plan::all_images_model`], unless that file exists.
 ///
 /// # Errors
 ///
 /// Layout, training, inference and I/O errors, each naming its file.
-#[allow(clippy::too_many_arguments)]
 pub fn run(
-    kind: DatasetKind,
-    model: Architecture,
-    data: &Path,
-    out: &Path,
-    runs: &Path,
-    all_images_model: &Path,
-    init: Option<PathBuf>,
-    budget: &dyn Fn(TrainConfig) -> TrainConfig,
-    max_folds: Option<usize>,
+    plan: &Plan,
+    adjust: &dyn Fn(TrainConfig) -> TrainConfig,
     device: &Device,
     train: &mut dyn FnMut(Trainer, &Path) -> Result<RunState>,
 ) -> Result<Summary> {
+    let (kind, model, data, max_folds) = (plan.kind, plan.model, plan.data, plan.max_folds);
+    let (out, runs) = (plan.folds_dir(), plan.runs_dir());
+    let (out, runs) = (out.as_path(), runs.as_path());
+    let all_images_model = &plan.all_images_model();
+    let init = plan.init()?;
     let total = kind
         .entries(data, Split::All, &LoadOptions::default())?
         .len();
@@ -343,7 +412,7 @@ pub fn run(
         let trainer = if run.state().is_file() {
             Trainer::resume(run.clone(), device)?
         } else {
-            let config = budget(fold_config(kind, model, data, fold, init.clone()));
+            let config = adjust(fold_config(kind, model, data, fold, init.clone()));
             Trainer::new(config, run.clone(), device)?
         };
         let state = train(trainer, &run.0)?;
@@ -381,7 +450,7 @@ pub fn run(
             Trainer::resume(run.clone(), device)?
         } else {
             Trainer::new(
-                budget(all_images_config(kind, model, data, init)),
+                adjust(all_images_config(kind, model, data, init)),
                 run.clone(),
                 device,
             )?
@@ -392,12 +461,16 @@ pub fn run(
         }
         export_run(&run.0, true, all_images_model, device)?;
     }
-    let mut summary = summary(kind, model, data, out, total)?;
+    let label = plan.budget.label(model);
+    let mut summary = summary(kind, &label, data, out, total)?;
     summary.all_images_model = all_images_model
         .is_file()
         .then(|| all_images_model.file_name())
         .flatten()
         .map(|n| n.to_string_lossy().into_owned());
+    write_atomic(&out.join("summary.md"), summary.markdown().as_bytes())?;
+    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
+    write_atomic(&out.join("summary.json"), json.as_bytes())?;
     Ok(summary)
 }
 
@@ -408,7 +481,7 @@ pub fn run(
 /// Unreadable fold files or dataset images, naming the file.
 pub fn summary(
     kind: DatasetKind,
-    model: Architecture,
+    label: &str,
     data: &Path,
     out: &Path,
     total: usize,
@@ -446,7 +519,7 @@ pub fn summary(
     let auc: Vec<f64> = folds.iter().filter_map(|f| f.metrics.auc).collect();
     Ok(Summary {
         dataset: kind.to_string(),
-        model: model.to_string(),
+        model: label.to_string(),
         folds_total: total,
         pooled,
         f1: MeanStd::of(&f1),
@@ -484,6 +557,56 @@ fn read_probabilities(png: &Path, sample: &Sample) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plan_names_its_folders_and_the_drive_model_it_starts_from() {
+        let tmp = tempfile::tempdir().unwrap();
+        let w = tmp.path();
+        let plan = Plan {
+            kind: DatasetKind::Stare,
+            model: Architecture::R2unet,
+            budget: Budget::Long,
+            data: Path::new("STARE"),
+            out: Path::new("out"),
+            weights_dir: w,
+            max_folds: None,
+        };
+        assert_eq!(plan.name(), "stare-r2unet-long-loo");
+        assert_eq!(plan.folds_dir(), Path::new("out/stare-r2unet-long-loo"));
+        assert_eq!(plan.runs_dir(), Path::new("out/runs/stare-r2unet-long-loo"));
+        assert_eq!(
+            plan.all_images_model(),
+            w.join("stare-r2unet-long-all.safetensors")
+        );
+        // The longer budget needs its DRIVE model; the default one does not.
+        let err = plan.init().unwrap_err().to_string();
+        assert!(
+            err.contains("drive-r2unet-long.safetensors: no such file"),
+            "{err}"
+        );
+        let default = Plan {
+            budget: Budget::Default,
+            ..plan.clone()
+        };
+        assert_eq!(default.name(), "stare-r2unet-loo");
+        assert_eq!(default.init().unwrap(), None);
+        std::fs::write(w.join("drive-r2unet.safetensors"), b"").unwrap();
+        std::fs::write(w.join("drive-r2unet-long.safetensors"), b"").unwrap();
+        assert_eq!(
+            default.init().unwrap(),
+            Some(w.join("drive-r2unet.safetensors"))
+        );
+        assert_eq!(
+            plan.init().unwrap(),
+            Some(w.join("drive-r2unet-long.safetensors"))
+        );
+        // DRIVE itself starts from scratch.
+        let drive = Plan {
+            kind: DatasetKind::Drive,
+            ..plan
+        };
+        assert_eq!(drive.init().unwrap(), None);
+    }
 
     #[test]
     fn mean_and_sample_standard_deviation() {
