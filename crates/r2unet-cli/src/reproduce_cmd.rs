@@ -10,7 +10,7 @@ use r2unet::device::DeviceChoice;
 use r2unet::model::Architecture;
 use r2unet::reproduce::table::{Plan, build, shipped};
 use r2unet::reproduce::{Budget, dataset_dir, loo, train_config};
-use r2unet::train::{RunDir, Trainer, provenance};
+use r2unet::train::{RunDir, TrainConfig, Trainer, provenance};
 
 use crate::train_cmd::train;
 
@@ -97,6 +97,21 @@ enum ProtocolArg {
     Loo,
 }
 
+impl ReproduceArgs {
+    /// A run's budget with --epochs and (retina only) --patches-per-image applied.
+    fn adjust(&self, mut config: TrainConfig) -> TrainConfig {
+        if let Some(e) = self.epochs {
+            config.epochs = e;
+        }
+        if let Some(p) = self.patches_per_image
+            && config.dataset.is_retina()
+        {
+            config.patches_per_image = p;
+        }
+        config
+    }
+}
+
 /// `--train`: the default-budget model of one row, trained (or its run in
 /// OUT/runs/ resumed), and its provenance.
 fn train_row(
@@ -111,16 +126,11 @@ fn train_row(
     let trainer = if run.state().exists() {
         Trainer::resume(run.clone(), device)?
     } else {
-        let mut config = train_config(kind, model, dir);
-        if let Some(e) = args.epochs {
-            config.epochs = e;
-        }
-        if let Some(p) = args.patches_per_image
-            && kind.is_retina()
-        {
-            config.patches_per_image = p;
-        }
-        Trainer::new(config, run.clone(), device)?
+        Trainer::new(
+            args.adjust(train_config(kind, model, dir)),
+            run.clone(),
+            device,
+        )?
     };
     eprintln!("training {name} in {}", run.0.display());
     train(trainer, &run.0)?;
@@ -154,16 +164,7 @@ fn run_loo(args: &ReproduceArgs) -> anyhow::Result<()> {
                     w.display()
                 ))
             );
-            let adjust = |mut c: r2unet::train::TrainConfig| {
-                if let Some(e) = args.epochs {
-                    c.epochs = e;
-                }
-                if let Some(p) = args.patches_per_image {
-                    c.patches_per_image = p;
-                }
-                c
-            };
-            let summary = loo::run(&plan, &adjust, &device, &mut |trainer, run| {
+            let summary = loo::run(&plan, &|c| args.adjust(c), &device, &mut |trainer, run| {
                 train(trainer, run).map_err(|e| {
                     r2unet::Error::invalid(
                         "training",
