@@ -239,7 +239,7 @@ pub fn notes(out: &Path, datasets: &[DatasetKind], models: &[Architecture]) -> R
     for &kind in datasets {
         for &model in models {
             for budget in [Budget::Default, Budget::Long] {
-                let folder = format!("{kind}-{}-loo", budget.label(model));
+                let folder = folder_name(kind, model, budget);
                 if let Some(summary) = read_summary(&out.join(&folder))? {
                     lines.push_str(&table_line(&summary, &folder));
                     lines.push('\n');
@@ -300,6 +300,12 @@ fn fold_sample(kind: DatasetKind, data: &Path, fold: usize) -> Result<Sample> {
     })
 }
 
+/// The folder of a leave-one-out's folds (and of their runs):
+/// `<dataset>-<label>-loo`.
+fn folder_name(kind: DatasetKind, model: Architecture, budget: Budget) -> String {
+    format!("{kind}-{}-loo", budget.label(model))
+}
+
 /// One leave-one-out: which model on which set, and where its files go.
 #[derive(Debug, Clone)]
 pub struct Plan<'a> {
@@ -326,7 +332,7 @@ pub struct Plan<'a> {
 impl Plan<'_> {
     /// `<dataset>-<label>-loo`, e.g. `stare-r2unet-loo`, `stare-r2unet-long-loo`.
     pub fn name(&self) -> String {
-        format!("{}-{}-loo", self.kind, self.budget.label(self.model))
+        folder_name(self.kind, self.model, self.budget)
     }
 
     /// Where the finished folds and the summary are written.
