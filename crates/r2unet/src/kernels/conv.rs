@@ -66,6 +66,13 @@ pub fn forward(
     bias: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if super::precision() == super::Precision::Bf16
+        && super::amx::takes(maps.channels)
+        && super::amx::available()
+    {
+        return super::amx::forward(input, maps, weight, out_channels, bias, act);
+    }
     if maps.channels >= WINOGRAD_FORWARD_FROM {
         winograd::forward(input, maps, weight, out_channels, bias, act)
     } else if super::precision() == super::Precision::Bf16 {

@@ -10,6 +10,8 @@
 //! other backends (GPUs) take Burn's operations. `R2UNET_BURN_KERNELS=1`
 //! sends the CPU to Burn's too, for comparisons (BENCHMARKS.md).
 
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod burn_ops;
 pub mod conv;
 pub mod implicit;

@@ -32,7 +32,7 @@ pub fn isa() -> &'static str {
     "portable"
 }
 
-/// The `R2UNET_ISA` cap: 2 none, 1 AVX2, 0 portable.
+/// The `R2UNET_ISA` cap: 3 none, 2 AVX-512 without AMX, 1 AVX2, 0 portable.
 #[cfg(target_arch = "x86_64")]
 fn isa_cap() -> u8 {
     use std::sync::OnceLock;
@@ -40,8 +40,16 @@ fn isa_cap() -> u8 {
     *CAP.get_or_init(|| match std::env::var("R2UNET_ISA").as_deref() {
         Ok("portable") => 0,
         Ok("avx2") => 1,
-        _ => 2,
+        Ok("avx512") => 2,
+        _ => 3,
     })
+}
+
+/// Whether AVX-512 is present and `R2UNET_ISA` leaves AMX to the kernels
+/// ([`super::amx`] checks the tiles themselves).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn amx_allowed() -> bool {
+    isa_cap() >= 3 && x86::has_avx512()
 }
 
 /// Rows of [`tile`] (output channels in the Winograd products).

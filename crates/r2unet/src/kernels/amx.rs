@@ -1,0 +1,541 @@
+//! The 3x3 forward convolution on Intel's AMX tiles: inputs and weights
+//! rounded to bfloat16, products summed in f32 (`tdpbf16ps`), for
+//! `--precision bf16` on processors with AMX-BF16 (Xeon since Sapphire
+//! Rapids). One `tdpbf16ps` multiplies a 16x32 block of weights by a 32x16
+//! block of inputs, 8,192 multiply-adds, where an AVX-512 multiply-add does
+//! 16: on the 2-core Xeon of BENCHMARKS.md the tiles reach about 690
+//! GFLOP/s on one core against about 250 for the f32 register tiles.
+//!
+//! Written by hand in inline assembly: Rust's AMX intrinsics are unstable
+//! (nightly only) and no maintained crate offers tile operations. Linux
+//! only: a process must ask the kernel for the tile state
+//! (`arch_prctl(ARCH_REQ_XCOMP_PERM)`) before its first tile instruction.
+//!
+//! The product is the convolution as a matrix product without a copied
+//! `im2col` panel. The input is rewritten once per call as bf16 *pairs* (two
+//! consecutive input channels in one 32-bit word: the operand layout
+//! `tdpbf16ps` wants), each pair of channels a zero-padded plane of
+//! `(H + 2) x (W + 2)` positions. Output position `q = y * (W + 2) + x` reads
+//! tap `(ky, kx)` of every channel at `q + ky * (W + 2) + kx`, so 16
+//! consecutive positions of 16 channel pairs are one tile load with the
+//! plane length as its stride, whatever the image's width; the two padding
+//! columns of each row are computed and dropped. Weights are packed per
+//! call into 16 output channels x 16 channel pairs blocks, tap by tap.
+
+use std::arch::asm;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use super::Maps;
+use super::conv::Activation;
+use super::tile::to_bf16;
+
+/// Whether the AMX path can run: AMX-TILE and AMX-BF16 reported by the CPU,
+/// AVX-512 not capped by `R2UNET_ISA` (`R2UNET_ISA=avx512` keeps AVX-512
+/// but not AMX, to compare the two), and the tile state granted by the
+/// kernel. Asked once.
+pub fn available() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| super::tile::amx_allowed() && cpu_has_amx() && tile_state_granted())
+}
+
+/// Whether [`forward`] takes this many input channels: a whole number of
+/// blocks of 8 channel pairs.
+pub fn takes(in_channels: usize) -> bool {
+    in_channels > 0 && in_channels.is_multiple_of(16)
+}
+
+fn cpu_has_amx() -> bool {
+    // CPUID leaf 7, sub-leaf 0: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
+    // (Leaf 7 exists on every processor with AVX-512, which `amx_allowed`
+    // checked first.)
+    let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
+    edx & (1 << 22) != 0 && edx & (1 << 24) != 0
+}
+
+#[cfg(target_os = "linux")]
+fn tile_state_granted() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: arch_prctl with this request only changes which extended
+    // states the process may use; it reads and writes no memory of ours.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        ) == 0
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn tile_state_granted() -> bool {
+    false
+}
+
+/// [`conv::forward`](super::conv::forward) with inputs and weights rounded
+/// to bf16 ([`to_bf16`]) and the products summed in f32 on AMX tiles:
+/// `out[b, o] = act(bias[o] + sum over c, taps of w * x)`, `[batch,
+/// out_channels, H, W]`.
+///
+/// # Panics
+///
+/// Without [`available`]; unless [`takes`] the input channels; if the
+/// lengths do not match the shapes.
+pub fn forward(
+    input: &[f32],
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    assert!(
+        available(),
+        "the AMX convolution needs AMX-BF16 and its tile state"
+    );
+    assert!(takes(maps.channels), "AMX: input channels in 16s");
+    assert_eq!(input.len(), maps.len(), "input of {maps:?}");
+    assert_eq!(weight.len(), out_channels * maps.channels * 9, "3x3 weight");
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), out_channels, "bias");
+    }
+    let mut out = Vec::with_capacity(maps.batch * out_channels * maps.pixels());
+    if out.capacity() == 0 {
+        return out;
+    }
+    let plan = Plan::new(maps, out_channels);
+    let pairs = plan.pair_planes(input);
+    let packed = plan.pack(weight);
+    let dst = Dst(out.as_mut_ptr());
+    plan.jobs().into_par_iter().for_each(|job| {
+        let tmp = plan.products(&pairs, &packed, job);
+        // SAFETY: jobs cover every (image, row) once, so their writes are
+        // disjoint and together fill `out`'s capacity.
+        unsafe { plan.write(&tmp, job, bias, act, &dst) };
+    });
+    // SAFETY: every element was written above.
+    unsafe { out.set_len(out.capacity()) };
+    out
+}
+
+/// The output buffer, written by the jobs at disjoint positions.
+struct Dst(*mut f32);
+// SAFETY: the jobs write disjoint elements (see `forward`).
+unsafe impl Sync for Dst {}
+
+/// Channel pairs per tile row block: 16 (a full 64-byte tile row) where the
+/// pairs come in 16s, else 8.
+fn pairs_per_step(pairs: usize) -> usize {
+    if pairs.is_multiple_of(16) { 16 } else { 8 }
+}
+
+/// Output values per job's temporary products (1 MiB of f32): rows of an
+/// image are split into bands that keep it near the second-level cache.
+const JOB_VALUES: usize = 1 << 18;
+
+/// The sizes of one call.
+struct Plan {
+    maps: Maps,
+    out_channels: usize,
+    /// Padded row length `W + 2`.
+    wp: usize,
+    /// Length of one pair plane: `(H + 2) x (W + 2)` and the slack the last
+    /// block of positions reads past it.
+    plane: usize,
+    /// Channel pairs, and pairs per step of the sum.
+    pairs: usize,
+    step_pairs: usize,
+    /// Steps of the sum: 9 taps x blocks of `step_pairs` pairs.
+    steps: usize,
+    /// Output-channel tiles per block (2, or 1 where there are at most 16
+    /// channels) and position tiles per block (2, or 3 with one channel tile).
+    mt: usize,
+    nt: usize,
+    /// Output channels rounded up to `16 * mt`.
+    out_padded: usize,
+    /// Image rows per job.
+    rows: usize,
+}
+
+/// One job: rows `y0..y1` of image `b`.
+#[derive(Clone, Copy)]
+struct Job {
+    b: usize,
+    y0: usize,
+    y1: usize,
+}
+
+impl Plan {
+    fn new(maps: Maps, out_channels: usize) -> Self {
+        let (h, w) = (maps.height, maps.width);
+        let wp = w + 2;
+        let pairs = maps.channels / 2;
+        let step_pairs = pairs_per_step(pairs);
+        let mt = if out_channels > 16 { 2 } else { 1 };
+        let nt = if mt == 2 { 2 } else { 3 };
+        let out_padded = out_channels.next_multiple_of(16 * mt);
+        let plane = ((h + 2) * wp + 16 * nt + 16).next_multiple_of(16);
+        let mut rows = (JOB_VALUES / (out_padded * wp)).clamp(1, h);
+        // Fewer images than four jobs per thread: split their rows.
+        let threads = rayon::current_num_threads();
+        let per_image = (4 * threads).div_ceil(maps.batch);
+        if per_image > 1 {
+            rows = rows.min(h.div_ceil(per_image));
+        }
+        Plan {
+            maps,
+            out_channels,
+            wp,
+            plane,
+            pairs,
+            step_pairs,
+            steps: 9 * pairs / step_pairs,
+            mt,
+            nt,
+            out_padded,
+            rows,
+        }
+    }
+
+    fn jobs(&self) -> Vec<Job> {
+        let h = self.maps.height;
+        (0..self.maps.batch)
+            .flat_map(|b| {
+                (0..h).step_by(self.rows).map(move |y0| Job {
+                    b,
+                    y0,
+                    y1: (y0 + self.rows).min(h),
+                })
+            })
+            .collect()
+    }
+
+    /// Positions a job computes: its rows of padded width, rounded up to a
+    /// whole block of `16 * nt`.
+    fn job_positions(&self, job: Job) -> usize {
+        ((job.y1 - job.y0) * self.wp).next_multiple_of(16 * self.nt)
+    }
+
+    /// The input as bf16 pairs, `[batch][pair][plane]`: pair `p` holds
+    /// channels `2p` (low half) and `2p + 1`, at padded position
+    /// `(y + 1) * wp + x + 1`, zero around and past the image.
+    fn pair_planes(&self, input: &[f32]) -> Vec<u32> {
+        let (h, w, wp) = (self.maps.height, self.maps.width, self.wp);
+        let pixels = self.maps.pixels();
+        let len = self.maps.batch * self.pairs * self.plane;
+        // Each plane is written whole below (a zeroed buffer first cost a
+        // pass over memory: 9% of an inference batch).
+        let mut planes = Vec::with_capacity(len);
+        planes.spare_capacity_mut()[..len]
+            .par_chunks_mut(self.plane)
+            .enumerate()
+            .for_each(|(bp, plane)| {
+                let lo = &input[2 * bp * pixels..][..pixels];
+                let hi = &input[(2 * bp + 1) * pixels..][..pixels];
+                let zero = std::mem::MaybeUninit::new(0u32);
+                plane[..wp + 1].fill(zero);
+                for y in 0..h {
+                    let row = &mut plane[(y + 1) * wp + 1..][..wp];
+                    pair_row(&mut row[..w], &lo[y * w..][..w], &hi[y * w..][..w]);
+                    // The right padding of this row, the left of the next.
+                    row[w..].fill(zero);
+                }
+                plane[(h + 1) * wp + 1..].fill(zero);
+            });
+        // SAFETY: every plane was written whole above.
+        unsafe { planes.set_len(len) };
+        planes
+    }
+
+    /// The weight as tile blocks: `[out tile][step][16 channels][step_pairs]`
+    /// pairs, step `s` being tap `s / blocks`, pairs block `s % blocks`;
+    /// zero past the last output channel.
+    fn pack(&self, weight: &[f32]) -> Vec<u32> {
+        let (c, sp) = (self.maps.channels, self.step_pairs);
+        let blocks = self.pairs / sp;
+        let mut packed = vec![0u32; self.out_padded / 16 * self.steps * 16 * sp];
+        let mut i = 0;
+        for ot in 0..self.out_padded / 16 {
+            for s in 0..self.steps {
+                let (tap, block) = (s / blocks, s % blocks);
+                for o in ot * 16..ot * 16 + 16 {
+                    if o < self.out_channels {
+                        let filters = &weight[o * c * 9..][..c * 9];
+                        for r in 0..sp {
+                            let ch = 2 * (block * sp + r);
+                            packed[i + r] = pair(filters[ch * 9 + tap], filters[ch * 9 + 9 + tap]);
+                        }
+                    }
+                    i += sp;
+                }
+            }
+        }
+        packed
+    }
+
+    /// The job's sums without bias, `[out_padded][job_positions]`, position
+    /// `i` being padded position `y0 * wp + i`.
+    fn products(&self, planes: &[u32], packed: &[u32], job: Job) -> Vec<f32> {
+        let n = self.job_positions(job);
+        // Every value is stored by a tile below (a zeroed buffer first cost
+        // a pass over it).
+        let mut tmp: Vec<f32> = Vec::with_capacity(self.out_padded * n);
+        let image = &planes[job.b * self.pairs * self.plane..][..self.pairs * self.plane];
+        let q0 = job.y0 * self.wp;
+        // Every load reads at most position q0 + n - 1 + 2 * wp + 2 of a
+        // plane: within `plane` by its slack.
+        assert!(q0 + n + 2 * self.wp + 2 <= self.plane, "AMX plane slack");
+        let blocks = self.pairs / self.step_pairs;
+        let a_step = 16 * self.step_pairs;
+        let config = TileConfig::new(self.mt, self.nt, self.step_pairs);
+        let sums = tmp.as_mut_ptr();
+        // SAFETY: AMX is available (asserted in `forward`); every pointer
+        // below is checked against its buffer: weight blocks lie in
+        // `packed` (out tile < out_padded / 16, s < steps), input rows in
+        // `image` (pair < pairs, position < plane as asserted), and stores
+        // in `tmp` (16 rows of n per output tile, columns < n).
+        unsafe {
+            config.load();
+            for ot in (0..self.out_padded / 16).step_by(self.mt) {
+                for col in (0..n).step_by(16 * self.nt) {
+                    let a = |t: usize, s: usize| {
+                        packed.as_ptr().add(((ot + t) * self.steps + s) * a_step)
+                    };
+                    let b = |t: usize, s: usize| {
+                        let (tap, block) = (s / blocks, s % blocks);
+                        let offset = tap / 3 * self.wp + tap % 3;
+                        image
+                            .as_ptr()
+                            .add(block * self.step_pairs * self.plane + q0 + col + 16 * t + offset)
+                    };
+                    let c = |mt: usize, t: usize| sums.add((ot + mt) * 16 * n + col + 16 * t);
+                    let (sa, sb, sc) = (4 * self.step_pairs, 4 * self.plane, 4 * n);
+                    if self.mt == 2 {
+                        asm!(
+                            "tilezero tmm0",
+                            "tilezero tmm1",
+                            "tilezero tmm2",
+                            "tilezero tmm3"
+                        );
+                        for s in 0..self.steps {
+                            asm!(
+                                "tileloadd tmm4, [{a0} + {sa}*1]",
+                                "tileloadd tmm5, [{a1} + {sa}*1]",
+                                "tileloadd tmm6, [{b0} + {sb}*1]",
+                                "tileloadd tmm7, [{b1} + {sb}*1]",
+                                "tdpbf16ps tmm0, tmm4, tmm6",
+                                "tdpbf16ps tmm1, tmm4, tmm7",
+                                "tdpbf16ps tmm2, tmm5, tmm6",
+                                "tdpbf16ps tmm3, tmm5, tmm7",
+                                a0 = in(reg) a(0, s), a1 = in(reg) a(1, s),
+                                b0 = in(reg) b(0, s), b1 = in(reg) b(1, s),
+                                sa = in(reg) sa, sb = in(reg) sb,
+                                options(nostack, readonly),
+                            );
+                        }
+                        asm!(
+                            "tilestored [{c0} + {sc}*1], tmm0",
+                            "tilestored [{c1} + {sc}*1], tmm1",
+                            "tilestored [{c2} + {sc}*1], tmm2",
+                            "tilestored [{c3} + {sc}*1], tmm3",
+                            c0 = in(reg) c(0, 0), c1 = in(reg) c(0, 1),
+                            c2 = in(reg) c(1, 0), c3 = in(reg) c(1, 1),
+                            sc = in(reg) sc,
+                            options(nostack),
+                        );
+                    } else {
+                        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2");
+                        for s in 0..self.steps {
+                            asm!(
+                                "tileloadd tmm3, [{a0} + {sa}*1]",
+                                "tileloadd tmm4, [{b0} + {sb}*1]",
+                                "tileloadd tmm5, [{b1} + {sb}*1]",
+                                "tileloadd tmm6, [{b2} + {sb}*1]",
+                                "tdpbf16ps tmm0, tmm3, tmm4",
+                                "tdpbf16ps tmm1, tmm3, tmm5",
+                                "tdpbf16ps tmm2, tmm3, tmm6",
+                                a0 = in(reg) a(0, s),
+                                b0 = in(reg) b(0, s), b1 = in(reg) b(1, s), b2 = in(reg) b(2, s),
+                                sa = in(reg) sa, sb = in(reg) sb,
+                                options(nostack, readonly),
+                            );
+                        }
+                        asm!(
+                            "tilestored [{c0} + {sc}*1], tmm0",
+                            "tilestored [{c1} + {sc}*1], tmm1",
+                            "tilestored [{c2} + {sc}*1], tmm2",
+                            c0 = in(reg) c(0, 0), c1 = in(reg) c(0, 1), c2 = in(reg) c(0, 2),
+                            sc = in(reg) sc,
+                            options(nostack),
+                        );
+                    }
+                }
+            }
+            asm!("tilerelease", options(nostack, nomem));
+            // The tiles stored 16 rows of every 16 columns of `n` for each
+            // of the out_padded / 16 output tiles.
+            tmp.set_len(self.out_padded * n);
+        }
+        tmp
+    }
+
+    /// Writes the job's rows of every output channel: bias and activation
+    /// applied, padding columns dropped.
+    ///
+    /// # Safety
+    ///
+    /// `dst` must point to the `[batch, out_channels, H, W]` output, and no
+    /// other thread may write this job's rows.
+    unsafe fn write(
+        &self,
+        tmp: &[f32],
+        job: Job,
+        bias: Option<&[f32]>,
+        act: Activation,
+        dst: &Dst,
+    ) {
+        let (h, w) = (self.maps.height, self.maps.width);
+        let n = self.job_positions(job);
+        for o in 0..self.out_channels {
+            let add = bias.map_or(0.0, |b| b[o]);
+            for y in job.y0..job.y1 {
+                let src = &tmp[o * n + (y - job.y0) * self.wp..][..w];
+                // SAFETY: row y of channel o of image b lies inside the
+                // output, and only this job writes it (the caller's promise).
+                let row = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        dst.0.add(((job.b * self.out_channels + o) * h + y) * w),
+                        w,
+                    )
+                };
+                for (d, &s) in row.iter_mut().zip(src) {
+                    *d = act.apply(s + add);
+                }
+            }
+        }
+    }
+}
+
+/// Two values as one bf16 pair, `lo` in the low half.
+#[inline(always)]
+fn pair(lo: f32, hi: f32) -> u32 {
+    u32::from(to_bf16(lo)) | (u32::from(to_bf16(hi)) << 16)
+}
+
+/// `row[i] = pair(lo[i], hi[i])`, compiled for AVX-512 so that the
+/// rounding runs 16 lanes at a time.
+fn pair_row(row: &mut [std::mem::MaybeUninit<u32>], lo: &[f32], hi: &[f32]) {
+    #[target_feature(enable = "avx512f,avx512bw")]
+    // SAFETY (of the call below): AVX-512 F is present wherever AMX is, and
+    // BW on every AVX-512 processor with AMX.
+    unsafe fn wide(row: &mut [std::mem::MaybeUninit<u32>], lo: &[f32], hi: &[f32]) {
+        for ((r, &l), &h) in row.iter_mut().zip(lo).zip(hi) {
+            *r = std::mem::MaybeUninit::new(pair(l, h));
+        }
+    }
+    // SAFETY: see `wide`.
+    unsafe { wide(row, lo, hi) }
+}
+
+/// The tile palette: `tmm0..tmm(mt * nt)` the sums (16 output channels x 16
+/// positions of f32), then `mt` weight tiles (16 channels x `step_pairs`
+/// pairs) and `nt` input tiles (`step_pairs` pairs x 16 positions).
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    bytes_per_row: [u16; 16],
+    rows: [u8; 16],
+}
+
+impl TileConfig {
+    fn new(mt: usize, nt: usize, step_pairs: usize) -> Self {
+        let mut config = TileConfig {
+            palette: 1,
+            start_row: 0,
+            reserved: [0; 14],
+            bytes_per_row: [0; 16],
+            rows: [0; 16],
+        };
+        let sums = mt * nt;
+        let mut set = |t: usize, rows: usize, bytes: usize| {
+            config.rows[t] = rows as u8;
+            config.bytes_per_row[t] = bytes as u16;
+        };
+        for t in 0..sums {
+            set(t, 16, 64);
+        }
+        for t in sums..sums + mt {
+            set(t, 16, 4 * step_pairs);
+        }
+        for t in sums + mt..sums + mt + nt {
+            set(t, step_pairs, 64);
+        }
+        config
+    }
+
+    /// `ldtilecfg`: configures this thread's tiles.
+    ///
+    /// # Safety
+    ///
+    /// AMX must be available to the process.
+    unsafe fn load(&self) {
+        // SAFETY: a valid palette-1 configuration of 64 bytes.
+        unsafe { asm!("ldtilecfg [{}]", in(reg) self as *const Self, options(nostack, readonly)) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::reference::{self, maps, max_diff, values};
+
+    fn rounded(v: &[f32]) -> Vec<f32> {
+        v.iter()
+            .map(|&x| f32::from_bits(u32::from(to_bf16(x)) << 16))
+            .collect()
+    }
+
+    /// The AMX pass is the definition on inputs and weights rounded to
+    /// bf16, up to the order of the f32 additions: channel counts in 16s
+    /// and 32s, one and two output tiles with channels off the tiles,
+    /// widths below, at and above a tile, an image split into bands of rows.
+    #[test]
+    fn amx_forward_is_the_definition_on_rounded_values() {
+        if !available() {
+            eprintln!("skipped: no AMX-BF16 tile state on this machine (or R2UNET_ISA caps it)");
+            return;
+        }
+        let shapes = [
+            (2, 16, 5, 7, 16),
+            (3, 32, 6, 6, 24),
+            (1, 48, 12, 17, 32),
+            (2, 64, 9, 3, 40),
+            (1, 128, 4, 4, 64),
+            (1, 16, 70, 40, 256),
+            (4, 32, 48, 48, 16),
+        ];
+        for (batch, channels, height, width, o) in shapes {
+            let m = maps(batch, channels, height, width);
+            let (x, wt, b) = (
+                values(m.len(), 1),
+                values(o * channels * 9, 2),
+                values(o, 3),
+            );
+            let want = reference::forward(&rounded(&x), m, &rounded(&wt), o, &b);
+            let got = forward(&x, m, &wt, o, Some(&b), Activation::Identity);
+            let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+            let d = max_diff(&got, &want);
+            assert!(
+                d < 1e-5 * scale * (channels as f32).sqrt(),
+                "{m:?} -> {o}: {d}"
+            );
+            let relu = forward(&x, m, &wt, o, Some(&b), Activation::Relu);
+            let want_relu: Vec<f32> = got.iter().map(|&v| v.max(0.0)).collect();
+            assert_eq!(relu, want_relu, "{m:?}: ReLU");
+        }
+    }
+}
