@@ -3,7 +3,8 @@
 //! the forward pass and of the weight gradient (Winograd's F(2x2, 3x3) and
 //! the implicit product on a padded copy; `kernels::conv` takes Winograd from
 //! `WINOGRAD_FORWARD_FROM` and `WINOGRAD_WEIGHT_GRAD_FROM` input channels),
-//! and the input gradient as `kernels::conv` runs it:
+//! the input gradient as `kernels::conv` runs it, and where the CPU has AMX
+//! the bf16 forward pass on its tiles (`kernels::amx`, `--precision bf16`):
 //!
 //! ```sh
 //! cargo run --release -p r2unet --example conv_passes
@@ -30,7 +31,7 @@ fn main() {
         let w: Vec<f32> = (0..c * c * 9).map(|i| (i % 5) as f32 * 0.01).collect();
         let b = vec![0.1f32; c];
         let flops = 2.0 * (m.len() * c * 9) as f64;
-        let mut best = [f64::MAX; 5];
+        let mut best = [f64::MAX; 6];
         let mut time = |i: usize, f: &dyn Fn()| {
             let t0 = Instant::now();
             f();
@@ -67,11 +68,25 @@ fn main() {
             time(4, &|| {
                 drop(std::hint::black_box(conv::input_grad(&x, m, &w, c)))
             });
+            #[cfg(target_arch = "x86_64")]
+            if r2unet::kernels::amx::available() {
+                time(5, &|| {
+                    drop(std::hint::black_box(r2unet::kernels::amx::forward(
+                        &x,
+                        m,
+                        &w,
+                        c,
+                        Some(&b),
+                        Activation::Identity,
+                    )))
+                });
+            }
         }
-        let [wf, f, wdw, dw, dx] =
+        let [wf, f, wdw, dw, dx, amx] =
             best.map(|t| format!("{:5.2} ms {:5.1}", t * 1e3, flops / t / 1e9));
+        let amx = if best[5] < f64::MAX { amx } else { "-".into() };
         println!(
-            "C = {c:3}, {s:2}x{s:2} (ms, GFLOP/s): forward Winograd {wf} implicit {f} | weight grad Winograd {wdw} implicit {dw} | input grad {dx}"
+            "C = {c:3}, {s:2}x{s:2} (ms, GFLOP/s): forward Winograd {wf} implicit {f} | weight grad Winograd {wdw} implicit {dw} | input grad {dx} | bf16 AMX forward {amx}"
         );
     }
 }
