@@ -36,7 +36,8 @@ pub enum RescaleArg {
 pub enum PrecisionArg {
     /// Single precision.
     F32,
-    /// The 3x3 convolutions in bfloat16 with f32 sums (CPUs with AVX512_BF16).
+    /// The 3x3 convolutions in bfloat16 with f32 sums (CPUs with AVX512_BF16; on
+    /// AMX tiles where the CPU has AMX-BF16).
     Bf16,
 }
 

@@ -69,7 +69,8 @@ pub struct BenchResult {
     /// Peak resident memory of the process so far (Linux), MiB.
     pub peak_rss_mib: Option<u64>,
     /// The instruction set of r2unet's CPU kernels (`avx512`, `avx2`,
-    /// `portable`; `R2UNET_ISA` caps it).
+    /// `portable`; `R2UNET_ISA` caps it), `avx512+amx` where bf16 runs on
+    /// AMX tiles.
     pub isa: &'static str,
 }
 
@@ -193,7 +194,7 @@ pub fn bench(model: &UNetConfig, config: &BenchConfig, devices: &[Device]) -> Re
         patches_per_s: round2(b as f64 / median),
         gflop_per_s: round2(work / median / 1e9),
         peak_rss_mib: peak_rss_mib(),
-        isa: crate::kernels::isa(),
+        isa: crate::kernels::isa_now(),
     })
 }
 

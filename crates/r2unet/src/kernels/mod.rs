@@ -35,10 +35,13 @@ pub enum Precision {
     /// Single precision throughout (the default; what training uses).
     #[default]
     F32,
-    /// Inputs and weights rounded to bfloat16, two channels per
-    /// multiply-add, sums in f32 (AVX512_BF16), in the 3x3 forward
-    /// convolutions of the implicit path ([`implicit::forward_bf16`]: fewer
-    /// than [`conv::WINOGRAD_FORWARD_FROM`] input channels); the Winograd
+    /// Inputs and weights of the 3x3 forward convolutions rounded to
+    /// bfloat16, sums in f32. On processors with AMX-BF16 every 3x3
+    /// convolution whose input channels come in 16s runs on AMX tiles
+    /// ([`amx::forward`]); elsewhere (and for the first convolution) the
+    /// implicit path multiplies two channels at a time with AVX512_BF16
+    /// ([`implicit::forward_bf16`], fewer than
+    /// [`conv::WINOGRAD_FORWARD_FROM`] input channels) and the Winograd
     /// levels stay in f32 (in bf16 on the implicit path they made the
     /// retina R2U-Net's inference step slower still: BENCHMARKS.md).
     Bf16,
@@ -83,6 +86,16 @@ pub fn precision() -> Precision {
     } else {
         Precision::F32
     }
+}
+
+/// The instruction set the 3x3 forward convolutions run on at the
+/// [`precision`] set now: [`isa`], or `avx512+amx` for bf16 on AMX tiles.
+pub fn isa_now() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if precision() == Precision::Bf16 && amx::available() {
+        return "avx512+amx";
+    }
+    isa()
 }
 
 /// Shape of a contiguous NCHW batch of feature maps.

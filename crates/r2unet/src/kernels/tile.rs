@@ -19,6 +19,8 @@
 /// The instruction set the tiles run on: the widest the processor has, or
 /// lower where `R2UNET_ISA=avx2` or `R2UNET_ISA=portable` caps it (to measure
 /// on one machine the paths an older or non-x86 processor takes). Read once.
+/// (`R2UNET_ISA=avx512` keeps AVX-512 but takes bf16 off AMX tiles:
+/// [`super::amx`].)
 pub fn isa() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
