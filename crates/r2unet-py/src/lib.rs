@@ -18,6 +18,7 @@ use r2unet::data::{DatasetKind, Image, Mask};
 use r2unet::device::{Device, DeviceChoice};
 use r2unet::eval::confusion::Metrics;
 use r2unet::infer::{Inference, Rescale};
+use r2unet::kernels::Precision;
 use r2unet::model::{Architecture, BnMode};
 use r2unet::onnx::OnnxOutput;
 use r2unet::segment::{FovMode, PredictOptions, TrainedModel};
@@ -478,6 +479,32 @@ fn load(py: Python<'_>, model: &str, device: &str) -> PyResult<PyModel> {
     })
 }
 
+/// Sets the arithmetic of the 3x3 convolutions of inference in this process:
+/// `"f32"` (the default) or `"bf16"` (inputs and weights rounded to bfloat16,
+/// f32 sums; CPUs with AVX512_BF16, on AMX tiles where they have them).
+#[pyfunction]
+fn set_precision(precision: &str) -> PyResult<()> {
+    let precision = match precision {
+        "f32" => Precision::F32,
+        "bf16" => Precision::Bf16,
+        other => {
+            return Err(value_error(format!(
+                "precision {other:?}: expected \"f32\" or \"bf16\""
+            )));
+        }
+    };
+    r2unet::kernels::set_precision(precision).map_err(py_err)
+}
+
+/// The arithmetic `set_precision` chose: `"f32"` or `"bf16"`.
+#[pyfunction]
+fn precision() -> &'static str {
+    match r2unet::kernels::precision() {
+        Precision::F32 => "f32",
+        Precision::Bf16 => "bf16",
+    }
+}
+
 /// The names of the shipped models.
 #[pyfunction]
 fn shipped_models() -> Vec<&'static str> {
@@ -751,5 +778,7 @@ fn _r2unet(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(metrics, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(output_stem, m)?)?;
+    m.add_function(wrap_pyfunction!(set_precision, m)?)?;
+    m.add_function(wrap_pyfunction!(precision, m)?)?;
     Ok(())
 }

@@ -189,3 +189,31 @@ def test_train_refuses_bad_options(tmp_path):
     ]:
         with pytest.raises(ValueError, match=expected):
             r2unet.train(tmp_path / "r", dataset="synthetic", **kwargs)
+
+
+def test_bf16_precision_is_close_to_f32_or_refused_with_why(model, tmp_path):
+    image = fundus(96, 96, 11)
+    assert r2unet.precision() == "f32"
+    with pytest.raises(ValueError, match='precision "fp8"'):
+        r2unet.set_precision("fp8")
+    try:
+        r2unet.set_precision("bf16")
+    except ValueError as e:
+        assert "AVX512_BF16" in str(e) or "R2UNET" in str(e), e
+        assert r2unet.precision() == "f32"
+        return
+    try:
+        assert r2unet.precision() == "bf16"
+        low = model.predict(image)
+        with pytest.raises(ValueError, match="training runs in f32"):
+            r2unet.train(tmp_path / "run", dataset="synthetic", epochs=1, synthetic_images=2)
+        assert not (tmp_path / "run" / "best.safetensors").exists()
+    finally:
+        r2unet.set_precision("f32")
+    full = model.predict(image)
+    assert low.dtype == np.float32 and low.shape == full.shape
+    # bf16 keeps about 3 significant digits per product: close on average,
+    # a few pixels near the steep part of the sigmoid move more (0.14 here).
+    diff = np.abs(low - full)
+    assert float(diff.mean()) < 0.01 and float(np.quantile(diff, 0.99)) < 0.05, diff.max()
+    assert not np.array_equal(low, full)

@@ -18,8 +18,10 @@ from ._r2unet import (
     load,
     metrics,
     output_stem,
+    precision,
     read_image_file as read_image,
     read_mask_file as read_mask,
+    set_precision,
     shipped_models,
     train,
 )
@@ -29,8 +31,10 @@ __all__ = [
     "load",
     "metrics",
     "output_stem",
+    "precision",
     "read_image",
     "read_mask",
+    "set_precision",
     "shipped_models",
     "train",
 ]

@@ -127,3 +127,12 @@ def train(
 
 def output_stem(path: _Path) -> str:
     """The stem of the files ``segment_file`` writes for ``path``."""
+
+def set_precision(precision: Literal["f32", "bf16"]) -> None:
+    """Arithmetic of the 3x3 convolutions of inference in this process:
+    ``"f32"`` (default) or ``"bf16"`` (bfloat16 products, f32 sums; CPUs
+    with AVX512_BF16, on AMX tiles where present). ValueError where the CPU
+    cannot; ``train`` refuses to run under bf16."""
+
+def precision() -> Literal["f32", "bf16"]:
+    """The arithmetic ``set_precision`` chose."""

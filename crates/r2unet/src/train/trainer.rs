@@ -206,6 +206,12 @@ impl Trainer {
     ///
     /// Data errors; a non-finite loss (the last good checkpoint is kept); write errors.
     pub fn run(self, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) -> Result<Outcome> {
+        if crate::kernels::precision() != crate::kernels::Precision::F32 {
+            return Err(Error::invalid(
+                "precision bf16",
+                "training runs in f32 (its gradients are f32): set the precision back to f32 first",
+            ));
+        }
         let c = &self.config;
         let raw = training_samples(c)?;
         let (preprocess, samples) = prepare(c.dataset, c.data.is_none(), c.patch_size, &raw)?;
