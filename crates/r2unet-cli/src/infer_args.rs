@@ -42,19 +42,22 @@ pub enum PrecisionArg {
 }
 
 impl PrecisionArg {
+    /// The library's precision.
+    pub fn precision(self) -> r2unet::kernels::Precision {
+        match self {
+            PrecisionArg::F32 => r2unet::kernels::Precision::F32,
+            PrecisionArg::Bf16 => r2unet::kernels::Precision::Bf16,
+        }
+    }
+
     /// Sets the kernels' arithmetic; bf16 only on the CPU.
     pub fn apply(self, device: r2unet::device::DeviceChoice) -> anyhow::Result<()> {
-        let precision = match self {
-            PrecisionArg::F32 => r2unet::kernels::Precision::F32,
-            PrecisionArg::Bf16 => {
-                anyhow::ensure!(
-                    device == r2unet::device::DeviceChoice::Cpu,
-                    "--precision bf16 runs on r2unet's CPU kernels; use --device cpu"
-                );
-                r2unet::kernels::Precision::Bf16
-            }
-        };
-        r2unet::kernels::set_precision(precision).map_err(|e| anyhow::anyhow!("--precision {e}"))
+        anyhow::ensure!(
+            self == PrecisionArg::F32 || device == r2unet::device::DeviceChoice::Cpu,
+            "--precision bf16 runs on r2unet's CPU kernels; use --device cpu"
+        );
+        r2unet::kernels::set_precision(self.precision())
+            .map_err(|e| anyhow::anyhow!("--precision {e}"))
     }
 }
 

@@ -15,6 +15,7 @@ use r2unet::reproduce::{PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_PATCHES_PER_IMAGE}
 use r2unet::train::{Event, LossKind, Outcome, RunDir, RunState, Schedule, TrainConfig, Trainer};
 
 use crate::data_args::DataArgs;
+use crate::infer_args::PrecisionArg;
 use crate::model_args::ModelArgs;
 
 /// `--loss`.
@@ -114,6 +115,12 @@ pub struct TrainArgs {
     /// with `eval --run RUN --every-epoch`.
     #[arg(long)]
     keep_epochs: bool,
+    /// Arithmetic of the 3x3 convolutions' forward passes and input gradients (CPU):
+    /// bf16 rounds their inputs and weights to bfloat16 with f32 sums (AVX512_BF16;
+    /// fast on AMX tiles, see BENCHMARKS.md); weight gradients, batch norm, the loss and
+    /// Adam stay in f32, and so do the weights. Recorded in the run (resume keeps it).
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: PrecisionArg,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
@@ -186,6 +193,7 @@ impl TrainArgs {
             init: self.init.clone(),
             all_images: self.all_images,
             keep_epochs: self.keep_epochs,
+            precision: self.precision.precision(),
         })
     }
 }

@@ -484,16 +484,17 @@ fn load(py: Python<'_>, model: &str, device: &str) -> PyResult<PyModel> {
 /// f32 sums; CPUs with AVX512_BF16, on AMX tiles where they have them).
 #[pyfunction]
 fn set_precision(precision: &str) -> PyResult<()> {
-    let precision = match precision {
-        "f32" => Precision::F32,
-        "bf16" => Precision::Bf16,
-        other => {
-            return Err(value_error(format!(
-                "precision {other:?}: expected \"f32\" or \"bf16\""
-            )));
-        }
-    };
-    r2unet::kernels::set_precision(precision).map_err(py_err)
+    r2unet::kernels::set_precision(precision_of(precision)?).map_err(py_err)
+}
+
+fn precision_of(name: &str) -> PyResult<Precision> {
+    match name {
+        "f32" => Ok(Precision::F32),
+        "bf16" => Ok(Precision::Bf16),
+        other => Err(value_error(format!(
+            "precision {other:?}: expected \"f32\" or \"bf16\""
+        ))),
+    }
 }
 
 /// The arithmetic `set_precision` chose: `"f32"` or `"bf16"`.
@@ -595,7 +596,7 @@ fn metrics<'py>(
     schedule = "cosine", loss = "bce", pos_weight = None, seed = 0,
     synthetic_images = 20, augment = true, val_fraction = 0.1, bn = "per-step",
     init = None, protocol = None, checkpoint_minutes = 10.0, resume = false,
-    device = "cpu",
+    device = "cpu", precision = "f32",
 ))]
 #[allow(clippy::too_many_arguments)]
 fn train<'py>(
@@ -622,6 +623,7 @@ fn train<'py>(
     checkpoint_minutes: f64,
     resume: bool,
     device: &str,
+    precision: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     let device = device_of(device)?;
     let logger = py
@@ -718,6 +720,7 @@ fn train<'py>(
         config.augment = augment;
         config.val_fraction = val_fraction;
         config.checkpoint_minutes = checkpoint_minutes;
+        config.precision = precision_of(precision)?;
         Trainer::new(config, run, &device).map_err(py_err)?
     };
     let stop = AtomicBool::new(false);

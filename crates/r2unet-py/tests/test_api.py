@@ -201,13 +201,25 @@ def test_bf16_precision_is_close_to_f32_or_refused_with_why(model, tmp_path):
     except ValueError as e:
         assert "AVX512_BF16" in str(e) or "R2UNET" in str(e), e
         assert r2unet.precision() == "f32"
+        with pytest.raises(ValueError, match="precision bf16"):
+            r2unet.train(tmp_path / "run", dataset="synthetic", precision="bf16")
         return
     try:
         assert r2unet.precision() == "bf16"
         low = model.predict(image)
-        with pytest.raises(ValueError, match="training runs in f32"):
-            r2unet.train(tmp_path / "run", dataset="synthetic", epochs=1, synthetic_images=2)
-        assert not (tmp_path / "run" / "best.safetensors").exists()
+        # A run trains in its own precision (bf16 here) and restores the process's.
+        r2unet.train(
+            tmp_path / "run", dataset="synthetic", epochs=1, synthetic_images=2,
+            patches_per_image=20, precision="bf16",
+        )
+        assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "bf16"
+        assert r2unet.precision() == "bf16"
+        r2unet.train(
+            tmp_path / "run32", dataset="synthetic", epochs=1, synthetic_images=2,
+            patches_per_image=20,
+        )
+        assert "precision" not in json.loads((tmp_path / "run32" / "config.json").read_text())
+        assert r2unet.precision() == "bf16"
     finally:
         r2unet.set_precision("f32")
     full = model.predict(image)

@@ -187,6 +187,7 @@ pub fn train_config(kind: DatasetKind, model: Architecture, data: &Path) -> Trai
         init: None,
         all_images: false,
         keep_epochs: false,
+        precision: Default::default(),
     }
 }
 

@@ -116,12 +116,15 @@ def train(
     checkpoint_minutes: float = 10.0,
     resume: bool = False,
     device: str = "cpu",
+    precision: Literal["f32", "bf16"] = "f32",
 ) -> dict[str, Any]:
     """Trains into the run folder ``out`` with ``r2unet train``'s options
     (defaults: 10 epochs, 600 patches per image, batch 32, 48x48 patches for
     fundus sets and 256 for whole images; ``protocol="paper"`` fixes 50 x
     9,500 x 32 and refuses explicit ones; ``init`` fine-tunes from weights);
-    ``resume=True`` continues the run. Progress goes to the ``r2unet``
+    ``resume=True`` continues the run. ``precision="bf16"`` as ``r2unet
+    train --precision bf16``; the run uses its own precision whatever
+    ``set_precision`` chose, and restores it after. Progress goes to the ``r2unet``
     logger; returns the final run state. Ctrl-C writes a checkpoint and
     raises KeyboardInterrupt."""
 
@@ -132,7 +135,7 @@ def set_precision(precision: Literal["f32", "bf16"]) -> None:
     """Arithmetic of the 3x3 convolutions of inference in this process:
     ``"f32"`` (default) or ``"bf16"`` (bfloat16 products, f32 sums; CPUs
     with AVX512_BF16, on AMX tiles where present). ValueError where the CPU
-    cannot; ``train`` refuses to run under bf16."""
+    cannot. ``train`` runs in its own ``precision`` and restores this one."""
 
 def precision() -> Literal["f32", "bf16"]:
     """The arithmetic ``set_precision`` chose."""

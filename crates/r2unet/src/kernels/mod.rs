@@ -29,10 +29,13 @@ use wide::f32x8;
 pub use burn_ops::{batch_norm_relu_train, conv1x1, conv3x3, conv3x3_relu, max_pool2, upsample2};
 pub use tile::{has_bf16, isa};
 
-/// The arithmetic of the forward 3x3 convolutions of r2unet's CPU kernels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The arithmetic of the forward 3x3 convolutions of r2unet's CPU kernels
+/// (in training also of their input gradients, which are forward passes of
+/// the adjoint filters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// Single precision throughout (the default; what training uses).
+    /// Single precision throughout (the default).
     #[default]
     F32,
     /// Inputs and weights of the 3x3 forward convolutions rounded to
@@ -47,17 +50,38 @@ pub enum Precision {
     Bf16,
 }
 
+impl Precision {
+    /// Whether this is the default, f32.
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+}
+
 static BF16: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Sets the arithmetic of every forward 3x3 convolution in this process
-/// (for inference: the CLI sets it for `predict`, `eval` and `bench --mode
-/// infer`; training stays in f32).
+/// (the CLI sets it for `predict`, `eval` and `bench --mode infer`; a
+/// training run for its duration, from its configuration: [`PrecisionScope`]).
+///
+/// # Errors
+///
+/// As [`check_precision`].
+pub fn set_precision(precision: Precision) -> Result<()> {
+    check_precision(precision)?;
+    BF16.store(
+        precision == Precision::Bf16,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Ok(())
+}
+
+/// Whether `precision` can run here.
 ///
 /// # Errors
 ///
 /// [`Error::Invalid`] for bf16 on a CPU without AVX512_BF16 (or with
 /// `R2UNET_ISA` capping it) or with `R2UNET_BURN_KERNELS=1`.
-pub fn set_precision(precision: Precision) -> Result<()> {
+pub fn check_precision(precision: Precision) -> Result<()> {
     if precision == Precision::Bf16 {
         let why = if burn_kernels_forced() {
             Some("R2UNET_BURN_KERNELS=1 sends the CPU to Burn's f32 operations")
@@ -72,11 +96,31 @@ pub fn set_precision(precision: Precision) -> Result<()> {
             return Err(Error::invalid("precision bf16", why));
         }
     }
-    BF16.store(
-        precision == Precision::Bf16,
-        std::sync::atomic::Ordering::Relaxed,
-    );
     Ok(())
+}
+
+/// A [`Precision`] set until this is dropped, then the one before restored.
+#[derive(Debug)]
+pub struct PrecisionScope(Precision);
+
+impl PrecisionScope {
+    /// Sets `precision` for the scope.
+    ///
+    /// # Errors
+    ///
+    /// As [`check_precision`].
+    pub fn set(precision: Precision) -> Result<Self> {
+        let before = self::precision();
+        set_precision(precision)?;
+        Ok(Self(before))
+    }
+}
+
+impl Drop for PrecisionScope {
+    fn drop(&mut self) {
+        // The precision before was set once already, so it can be again.
+        let _ = set_precision(self.0);
+    }
 }
 
 /// The arithmetic [`set_precision`] chose.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{DatasetKind, LoadOptions};
 use crate::error::{Error, Result};
+use crate::kernels::Precision;
 use crate::model::UNetConfig;
 
 /// The training loss (on logits).
@@ -111,6 +112,12 @@ pub struct TrainConfig {
     /// training time afterwards (`eval --checkpoint epochs`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_epochs: bool,
+    /// Arithmetic of the 3x3 convolutions' forward passes and input
+    /// gradients on the CPU (bf16: bfloat16 products, f32 sums); weight
+    /// gradients, batch norm, the loss and Adam stay in f32, and so do the
+    /// weights. Validation runs in it too.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl TrainConfig {

@@ -84,6 +84,19 @@ pub struct Trainer {
     resume: bool,
 }
 
+/// Whether the run's precision can train here: bf16 needs AVX512_BF16 and
+/// the CPU (r2unet's own kernels; elsewhere it would silently be f32).
+fn check_precision(config: &TrainConfig, devices: &[Device]) -> Result<()> {
+    crate::kernels::check_precision(config.precision)?;
+    if !config.precision.is_f32() && devices.iter().any(|d| d.clone().inner() != Device::flex()) {
+        return Err(Error::invalid(
+            "precision bf16",
+            "runs on r2unet's CPU kernels: train on the CPU, or in f32 on other devices",
+        ));
+    }
+    Ok(())
+}
+
 impl Trainer {
     /// A new run of `config` writing into `dir`, on `device` (autodiff is added).
     ///
@@ -92,6 +105,7 @@ impl Trainer {
     /// Invalid settings, or a folder that cannot be written (checked before training).
     pub fn new(config: TrainConfig, dir: RunDir, device: &Device) -> Result<Self> {
         config.validate()?;
+        check_precision(&config, std::slice::from_ref(device))?;
         dir.create()?;
         if dir.state().exists() {
             return Err(Error::invalid(
@@ -120,6 +134,7 @@ impl Trainer {
     pub fn resume(dir: RunDir, device: &Device) -> Result<Self> {
         let config = dir.read_config()?;
         config.validate()?;
+        check_precision(&config, std::slice::from_ref(device))?;
         dir.create()?;
         // A run stopped before its first checkpoint starts over from its config.
         let resume = dir.state().exists();
@@ -165,6 +180,7 @@ impl Trainer {
                 ),
             ));
         }
+        check_precision(&self.config, devices)?;
         self.devices = devices.iter().map(|d| d.clone().autodiff()).collect();
         self.device = self.devices[0].clone();
         Ok(self)
@@ -206,13 +222,9 @@ impl Trainer {
     ///
     /// Data errors; a non-finite loss (the last good checkpoint is kept); write errors.
     pub fn run(self, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) -> Result<Outcome> {
-        if crate::kernels::precision() != crate::kernels::Precision::F32 {
-            return Err(Error::invalid(
-                "precision bf16",
-                "training runs in f32 (its gradients are f32): set the precision back to f32 first",
-            ));
-        }
         let c = &self.config;
+        // The run's own precision, whatever the process had set (restored after).
+        let _precision = crate::kernels::PrecisionScope::set(c.precision)?;
         let raw = training_samples(c)?;
         let (preprocess, samples) = prepare(c.dataset, c.data.is_none(), c.patch_size, &raw)?;
         drop(raw);

@@ -132,6 +132,7 @@ fn tiny_config(epochs: usize) -> TrainConfig {
         init: None,
         all_images: false,
         keep_epochs: false,
+        precision: Default::default(),
     }
 }
 
