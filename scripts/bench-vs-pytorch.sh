@@ -8,7 +8,7 @@
 #   scripts/bench-vs-pytorch.sh                 # retina R2U-Net, batch 32, 48x48, 2 threads
 #   ROUNDS=5 MODELS="unet r2unet" scripts/bench-vs-pytorch.sh
 #   ISA=avx2 THREADS=1 scripts/bench-vs-pytorch.sh   # as on an AVX2-only CPU, one thread
-#   PRECISION=bf16 MODES=infer scripts/bench-vs-pytorch.sh   # r2unet's bf16 inference against PyTorch's f32
+#   PRECISION=bf16 scripts/bench-vs-pytorch.sh  # r2unet's bf16 (train: forward and input gradients) against PyTorch's f32
 #
 # ISA caps both sides' instruction set: avx2 (R2UNET_ISA=avx2 and oneDNN's
 # ONEDNN_MAX_CPU_ISA=AVX2) or portable (r2unet's plain loops; PyTorch at
@@ -54,10 +54,8 @@ for model in $MODELS; do
   for mode in $MODES; do
     ours=(); theirs=(); gflops=()
     for _ in $(seq "$ROUNDS"); do
-      precision=f32
-      if [ "$mode" = infer ]; then precision=$PRECISION; fi
       o=$("$BIN" bench --model "$model" --mode "$mode" --batch "$BATCH" --size "$SIZE" \
-          --steps "$STEPS" --threads "$THREADS" --precision "$precision" --json)
+          --steps "$STEPS" --threads "$THREADS" --precision "$PRECISION" --json)
       t=$("$PY" "$REF" bench --model "$model" --mode "$mode" --batch "$BATCH" --size "$SIZE" \
           --steps "$STEPS" --threads "$THREADS" $per_step)
       ours+=("$(echo "$o" | field median_ms)")
@@ -72,4 +70,4 @@ for model in $MODELS; do
   done
 done
 echo
-echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernels ${ISA:-as the CPU allows}, r2unet inference in $PRECISION (PyTorch f32), $THREADS threads, batch $BATCH, ${SIZE}x${SIZE}, median of $ROUNDS alternating rounds of $STEPS timed steps each; $(date -u +%F)"
+echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernels ${ISA:-as the CPU allows}, r2unet in $PRECISION (PyTorch f32), $THREADS threads, batch $BATCH, ${SIZE}x${SIZE}, median of $ROUNDS alternating rounds of $STEPS timed steps each; $(date -u +%F)"

@@ -48,18 +48,14 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Arithmetic of the 3x3 convolutions (--mode infer only): bf16 on CPUs with
-    /// AVX512_BF16.
+    /// Arithmetic of the 3x3 convolutions: bf16 on CPUs with AVX512_BF16 (in
+    /// training their forward passes and input gradients, as `train --precision`).
     #[arg(long, value_enum, default_value = "f32")]
     precision: PrecisionArg,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let config = args.model.config()?;
-    anyhow::ensure!(
-        args.precision == PrecisionArg::F32 || matches!(args.mode, BenchModeArg::Infer),
-        "--precision bf16 is for inference (--mode infer); training runs in f32"
-    );
     args.precision.apply(args.device)?;
     let devices = match &args.devices {
         Some(list) => r2unet::device::parse_devices(list)?,
