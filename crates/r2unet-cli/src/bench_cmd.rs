@@ -49,7 +49,7 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Arithmetic of the 3x3 convolutions: bf16 on CPUs with AVX512_BF16 (in
-    /// training their forward passes and input gradients, as `train --precision`).
+    /// training as `train --precision`).
     #[arg(long, value_enum, default_value = "f32")]
     precision: PrecisionArg,
 }

@@ -115,10 +115,10 @@ pub struct TrainArgs {
     /// with `eval --run RUN --every-epoch`.
     #[arg(long)]
     keep_epochs: bool,
-    /// Arithmetic of the 3x3 convolutions' forward passes and input gradients (CPU):
-    /// bf16 rounds their inputs and weights to bfloat16 with f32 sums (AVX512_BF16;
-    /// fast on AMX tiles, see BENCHMARKS.md); weight gradients, batch norm, the loss and
-    /// Adam stay in f32, and so do the weights. Recorded in the run (resume keeps it).
+    /// Arithmetic of the 3x3 convolutions (CPU): bf16 rounds the operands of their
+    /// forward passes and input gradients (and on AMX tiles of their weight gradients) to
+    /// bfloat16 with f32 sums (AVX512_BF16; fast only on AMX, see BENCHMARKS.md); batch
+    /// norm, the loss, Adam and the weights stay f32. Recorded in the run (resume keeps it).
     #[arg(long, value_enum, default_value = "f32")]
     precision: PrecisionArg,
     /// Device: cpu, or vulkan / wgpu / cuda when compiled in.

@@ -418,6 +418,247 @@ impl Plan {
     }
 }
 
+/// The weight gradient of [`forward`]'s convolution (`[out_channels, C, 3,
+/// 3]`, no bias) with `input` and `grad_out` rounded to bf16 and the
+/// products summed in f32: `dW[o, c, ky, kx] = sum over b, y, x of
+/// grad_out[b, o, y, x] * input[b, c, y + ky - 1, x + kx - 1]` (zero outside
+/// the image), for `train --precision bf16`.
+///
+/// As a tile product it is `C[c][o] = sum over positions q of x[c][q +
+/// tap] * g[o][q]`, the sum running over every position of the batch:
+/// positions `q = image * (H + 2)(W + 2) + y * (W + 2) + x` of the padded
+/// grids laid end to end, the gradient zero at padding positions. Weight
+/// tiles need no copy: 16 channels x 32 consecutive positions of the
+/// padded bf16 input planes, read at the tap's offset. Gradient tiles are
+/// pairs of consecutive positions by output channel, so the gradient is
+/// transposed once per call. Each job, a tap and a block of up to 32 x 32
+/// channels, sums the whole batch in one order: the result does not depend
+/// on the thread count.
+///
+/// # Panics
+///
+/// Without [`available`]; unless [`takes`] the input channels; if the
+/// lengths do not match the shapes.
+pub fn weight_grad(input: &[f32], maps: Maps, grad_out: &[f32], out_channels: usize) -> Vec<f32> {
+    assert!(
+        available(),
+        "the AMX convolution needs AMX-BF16 and its tile state"
+    );
+    assert!(takes(maps.channels), "AMX: input channels in 16s");
+    assert_eq!(input.len(), maps.len(), "input of {maps:?}");
+    assert_eq!(
+        grad_out.len(),
+        maps.batch * out_channels * maps.pixels(),
+        "gradient"
+    );
+    let (ci, h, w) = (maps.channels, maps.height, maps.width);
+    let mut dw = vec![0.0f32; out_channels * ci * 9];
+    if maps.batch * maps.pixels() == 0 || out_channels == 0 {
+        return dw;
+    }
+    let wp = w + 2;
+    let grid = (h + 2) * wp;
+    let positions = (maps.batch * grid).next_multiple_of(32);
+    let x_len = (positions + 2 * wp + 2).next_multiple_of(32);
+    let out_padded = out_channels.next_multiple_of(16);
+    // The input and the gradient as bf16 planes on the padded grids.
+    let planes = |values: &[f32], channels: usize, len: usize, shift: usize| {
+        let mut planes = vec![0u16; channels * len];
+        planes
+            .par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(c, plane)| {
+                for b in 0..maps.batch {
+                    let image = &values[(b * channels + c) * h * w..][..h * w];
+                    for y in 0..h {
+                        let at = b * grid + (y + shift) * wp + shift;
+                        bf16_row(&mut plane[at..at + w], &image[y * w..][..w]);
+                    }
+                }
+            });
+        planes
+    };
+    let x = planes(input, ci, x_len, 1);
+    let g = planes(grad_out, out_channels, positions, 0);
+    // The gradient as pairs of consecutive positions by output channel.
+    let pairs = positions / 2;
+    let mut gt = vec![0u32; pairs * out_padded];
+    gt.par_chunks_mut(16 * out_padded)
+        .enumerate()
+        .for_each(|(block, rows)| {
+            for o in 0..out_channels {
+                let plane = &g[o * positions + 32 * block..][..32];
+                for (p, row) in rows.chunks_exact_mut(out_padded).enumerate() {
+                    row[o] = u32::from(plane[2 * p]) | (u32::from(plane[2 * p + 1]) << 16);
+                }
+            }
+        });
+    let jobs: Vec<(usize, usize, usize)> = (0..9)
+        .flat_map(|t| {
+            (0..ci / 16)
+                .step_by(2)
+                .flat_map(move |cb| (0..out_padded / 16).step_by(2).map(move |ob| (t, cb, ob)))
+        })
+        .collect();
+    let sums: Vec<[[f32; 16 * 16]; 4]> = jobs
+        .par_iter()
+        .map(|&(t, cb, ob)| {
+            let mt = (ci / 16 - cb).min(2);
+            let nt = (out_padded / 16 - ob).min(2);
+            let offset = t / 3 * wp + t % 3;
+            let mut out = [[0.0f32; 256]; 4];
+            let config = TileConfig::new(2, 2, 16);
+            // SAFETY: AMX is available (asserted). Input tiles read 16 rows
+            // of 32 values at (cb + m) * 16 + r < ci planes of x_len, from
+            // position k + offset, k + 31 + offset < positions + 2 * wp + 2
+            // <= x_len; gradient tiles 16 rows of pairs k / 2 + r < pairs,
+            // columns (ob + n) * 16 + 16 <= out_padded; stores 16 rows of
+            // 16 values into `out`.
+            unsafe {
+                config.load();
+                for c in 0..mt * nt {
+                    zero(c);
+                }
+                for k in (0..positions).step_by(32) {
+                    for m in 0..mt {
+                        let a = x.as_ptr().add((cb + m) * 16 * x_len + k + offset);
+                        load(4 + m, a.cast(), 2 * x_len);
+                    }
+                    for n in 0..nt {
+                        let b = gt.as_ptr().add(k / 2 * out_padded + (ob + n) * 16);
+                        load(6 + n, b.cast(), 4 * out_padded);
+                    }
+                    for m in 0..mt {
+                        for n in 0..nt {
+                            product(2 * m + n);
+                        }
+                    }
+                }
+                for (c, tile) in out.iter_mut().enumerate().take(mt * 2) {
+                    if c % 2 < nt {
+                        store(c, tile.as_mut_ptr().cast(), 64);
+                    }
+                }
+                asm!("tilerelease", options(nostack, nomem));
+            }
+            out
+        })
+        .collect();
+    for (&(t, cb, ob), tiles) in jobs.iter().zip(&sums) {
+        for (i, tile) in tiles.iter().enumerate() {
+            let (c0, o0) = ((cb + i / 2) * 16, (ob + i % 2) * 16);
+            for (r, row) in tile.chunks_exact(16).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    let (c, o) = (c0 + r, o0 + j);
+                    if c < ci && o < out_channels {
+                        dw[(o * ci + c) * 9 + t] = v;
+                    }
+                }
+            }
+        }
+    }
+    dw
+}
+
+/// `tileloadd tmm{tile}` from `at`, rows `stride` bytes apart.
+///
+/// # Safety
+///
+/// Tiles configured; the tile's rows must lie in readable memory.
+#[inline(always)]
+unsafe fn load(tile: usize, at: *const u8, stride: usize) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        match tile {
+            4 => {
+                asm!("tileloadd tmm4, [{} + {}*1]", in(reg) at, in(reg) stride, options(nostack, readonly))
+            }
+            5 => {
+                asm!("tileloadd tmm5, [{} + {}*1]", in(reg) at, in(reg) stride, options(nostack, readonly))
+            }
+            6 => {
+                asm!("tileloadd tmm6, [{} + {}*1]", in(reg) at, in(reg) stride, options(nostack, readonly))
+            }
+            7 => {
+                asm!("tileloadd tmm7, [{} + {}*1]", in(reg) at, in(reg) stride, options(nostack, readonly))
+            }
+            _ => unreachable!("operand tiles are 4-7"),
+        }
+    }
+}
+
+/// `tdpbf16ps` into sum tile `c` (0-3) from operand tiles `4 + c / 2` and
+/// `6 + c % 2`.
+///
+/// # Safety
+///
+/// Tiles configured and loaded.
+#[inline(always)]
+unsafe fn product(c: usize) {
+    // SAFETY: the caller's promise; no memory is touched.
+    unsafe {
+        match c {
+            0 => asm!("tdpbf16ps tmm0, tmm4, tmm6", options(nostack, nomem)),
+            1 => asm!("tdpbf16ps tmm1, tmm4, tmm7", options(nostack, nomem)),
+            2 => asm!("tdpbf16ps tmm2, tmm5, tmm6", options(nostack, nomem)),
+            3 => asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem)),
+            _ => unreachable!("sum tiles are 0-3"),
+        }
+    }
+}
+
+/// `tilezero tmm{c}` (0-3).
+///
+/// # Safety
+///
+/// Tiles configured.
+#[inline(always)]
+unsafe fn zero(c: usize) {
+    // SAFETY: the caller's promise; no memory is touched.
+    unsafe {
+        match c {
+            0 => asm!("tilezero tmm0", options(nostack, nomem)),
+            1 => asm!("tilezero tmm1", options(nostack, nomem)),
+            2 => asm!("tilezero tmm2", options(nostack, nomem)),
+            3 => asm!("tilezero tmm3", options(nostack, nomem)),
+            _ => unreachable!("sum tiles are 0-3"),
+        }
+    }
+}
+
+/// `tilestored` of sum tile `c` (0-3) to `at`, rows `stride` bytes apart.
+///
+/// # Safety
+///
+/// Tiles configured; 16 rows of 64 bytes at `at` must be writable.
+#[inline(always)]
+unsafe fn store(c: usize, at: *mut u8, stride: usize) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        match c {
+            0 => asm!("tilestored [{} + {}*1], tmm0", in(reg) at, in(reg) stride, options(nostack)),
+            1 => asm!("tilestored [{} + {}*1], tmm1", in(reg) at, in(reg) stride, options(nostack)),
+            2 => asm!("tilestored [{} + {}*1], tmm2", in(reg) at, in(reg) stride, options(nostack)),
+            3 => asm!("tilestored [{} + {}*1], tmm3", in(reg) at, in(reg) stride, options(nostack)),
+            _ => unreachable!("sum tiles are 0-3"),
+        }
+    }
+}
+
+/// `row[i] = to_bf16(src[i])`, compiled for AVX-512.
+fn bf16_row(row: &mut [u16], src: &[f32]) {
+    #[target_feature(enable = "avx512f,avx512bw")]
+    // SAFETY (of the call below): AVX-512 F and BW are present wherever
+    // AMX is.
+    unsafe fn wide(row: &mut [u16], src: &[f32]) {
+        for (r, &v) in row.iter_mut().zip(src) {
+            *r = to_bf16(v);
+        }
+    }
+    // SAFETY: see `wide`.
+    unsafe { wide(row, src) }
+}
+
 /// Two values as one bf16 pair, `lo` in the low half.
 #[inline(always)]
 fn pair(lo: f32, hi: f32) -> u32 {
@@ -499,12 +740,13 @@ mod tests {
             .collect()
     }
 
-    /// The AMX pass is the definition on inputs and weights rounded to
-    /// bf16, up to the order of the f32 additions: channel counts in 16s
-    /// and 32s, one and two output tiles with channels off the tiles,
-    /// widths below, at and above a tile, an image split into bands of rows.
+    /// The AMX passes (forward, weight gradient) are the definitions on
+    /// values rounded to bf16, up to the order of the f32 additions:
+    /// channel counts in 16s and 32s, one and two output tiles with
+    /// channels off the tiles, widths below, at and above a tile, an image
+    /// split into bands of rows.
     #[test]
-    fn amx_forward_is_the_definition_on_rounded_values() {
+    fn amx_passes_are_the_definition_on_rounded_values() {
         if !available() {
             eprintln!("skipped: no AMX-BF16 tile state on this machine (or R2UNET_ISA caps it)");
             return;
@@ -534,6 +776,15 @@ mod tests {
                 "{m:?} -> {o}: {d}"
             );
             let relu = forward(&x, m, &wt, o, Some(&b), Activation::Relu);
+            let g = values(batch * o * height * width, 4);
+            let want_dw = reference::weight_grad(&rounded(&x), m, &rounded(&g), o);
+            let got_dw = weight_grad(&x, m, &g, o);
+            let scale = want_dw.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+            let d = max_diff(&got_dw, &want_dw);
+            assert!(
+                d < 1e-5 * scale * ((batch * height * width) as f32).sqrt(),
+                "{m:?} -> {o}: weight gradient {d}"
+            );
             let want_relu: Vec<f32> = got.iter().map(|&v| v.max(0.0)).collect();
             assert_eq!(relu, want_relu, "{m:?}: ReLU");
         }

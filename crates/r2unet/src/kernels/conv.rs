@@ -142,6 +142,14 @@ pub fn weight_grad(
     grad_out: &[f32],
     out_channels: usize,
 ) -> (Vec<f32>, Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::precision() == super::Precision::Bf16
+        && super::amx::takes(maps.channels)
+        && super::amx::available()
+    {
+        let weight = super::amx::weight_grad(input, maps, grad_out, out_channels);
+        return (weight, bias_grad(grad_out, maps.batch, out_channels));
+    }
     let weight = if maps.channels >= WINOGRAD_WEIGHT_GRAD_FROM {
         winograd::weight_grad(input, maps, grad_out, out_channels)
     } else {

@@ -31,7 +31,8 @@ pub use tile::{has_bf16, isa};
 
 /// The arithmetic of the forward 3x3 convolutions of r2unet's CPU kernels
 /// (in training also of their input gradients, which are forward passes of
-/// the adjoint filters).
+/// the adjoint filters, and on AMX tiles of their weight gradients:
+/// [`amx::weight_grad`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {

@@ -112,10 +112,11 @@ pub struct TrainConfig {
     /// training time afterwards (`eval --checkpoint epochs`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_epochs: bool,
-    /// Arithmetic of the 3x3 convolutions' forward passes and input
-    /// gradients on the CPU (bf16: bfloat16 products, f32 sums); weight
-    /// gradients, batch norm, the loss and Adam stay in f32, and so do the
-    /// weights. Validation runs in it too.
+    /// Arithmetic of the 3x3 convolutions on the CPU (bf16: bfloat16
+    /// products, f32 sums): their forward passes and input gradients, and on
+    /// AMX tiles their weight gradients; batch norm, the 1x1 convolutions,
+    /// the loss and Adam stay in f32, and so do the weights. Validation runs
+    /// in it too.
     #[serde(default, skip_serializing_if = "Precision::is_f32")]
     pub precision: Precision,
 }
