@@ -785,6 +785,16 @@ mod tests {
                 d < 1e-5 * scale * ((batch * height * width) as f32).sqrt(),
                 "{m:?} -> {o}: weight gradient {d}"
             );
+            // The same sums in the same order on one thread.
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            assert_eq!(
+                one.install(|| weight_grad(&x, m, &g, o)),
+                got_dw,
+                "{m:?}: one thread"
+            );
             let want_relu: Vec<f32> = got.iter().map(|&v| v.max(0.0)).collect();
             assert_eq!(relu, want_relu, "{m:?}: ReLU");
         }
