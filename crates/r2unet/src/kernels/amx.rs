@@ -1,7 +1,7 @@
-//! The 3x3 forward convolution on Intel's AMX tiles: inputs and weights
-//! rounded to bfloat16, products summed in f32 (`tdpbf16ps`), for
-//! `--precision bf16` on processors with AMX-BF16 (Xeon since Sapphire
-//! Rapids). One `tdpbf16ps` multiplies a 16x32 block of weights by a 32x16
+//! The 3x3 convolution's forward pass (and with it the input gradient) and
+//! weight gradient on Intel's AMX tiles: operands rounded to bfloat16,
+//! products summed in f32 (`tdpbf16ps`), for `--precision bf16` on
+//! processors with AMX-BF16 (Xeon since Sapphire Rapids). One `tdpbf16ps` multiplies a 16x32 block of weights by a 32x16
 //! block of inputs, 8,192 multiply-adds, where an AVX-512 multiply-add does
 //! 16: on the 2-core Xeon of BENCHMARKS.md the tiles reach about 690
 //! GFLOP/s on one core against about 250 for the f32 register tiles.
@@ -11,7 +11,7 @@
 //! only: a process must ask the kernel for the tile state
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM)`) before its first tile instruction.
 //!
-//! The product is the convolution as a matrix product without a copied
+//! The forward pass is the convolution as a matrix product without a copied
 //! `im2col` panel. The input is rewritten once per call as bf16 *pairs* (two
 //! consecutive input channels in one 32-bit word: the operand layout
 //! `tdpbf16ps` wants), each pair of channels a zero-padded plane of
@@ -20,7 +20,8 @@
 //! consecutive positions of 16 channel pairs are one tile load with the
 //! plane length as its stride, whatever the image's width; the two padding
 //! columns of each row are computed and dropped. Weights are packed per
-//! call into 16 output channels x 16 channel pairs blocks, tap by tap.
+//! call into 16 output channels x 16 channel pairs blocks, tap by tap. The
+//! weight gradient: [`weight_grad`].
 
 use std::arch::asm;
 use std::sync::OnceLock;
