@@ -124,7 +124,9 @@ def train(
     9,500 x 32 and refuses explicit ones; ``init`` fine-tunes from weights);
     ``resume=True`` continues the run. ``precision="bf16"`` as ``r2unet
     train --precision bf16``; the run uses its own precision whatever
-    ``set_precision`` chose, and restores it after. Progress goes to the ``r2unet``
+    ``set_precision`` chose, and restores it after (the setting is
+    process-wide: inference in other threads meanwhile runs in the run's
+    precision). Progress goes to the ``r2unet``
     logger; returns the final run state. Ctrl-C writes a checkpoint and
     raises KeyboardInterrupt."""
 

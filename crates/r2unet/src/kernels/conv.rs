@@ -10,7 +10,9 @@
 //! instead of building `im2col` panels (Burn's generic path builds the
 //! `im2col` matrix, then `gemm` packs it again, and converts layouts around
 //! both: BENCHMARKS.md, "Where the time goes"). The input gradient is the
-//! forward pass of the flipped, transposed weight. Work runs on rayon's pool
+//! forward pass of the flipped, transposed weight. Under `--precision bf16`
+//! on processors with AMX, the forward pass and the weight gradient go to
+//! AMX tiles instead ([`super::amx`]). Work runs on rayon's pool
 //! (the one `--threads` sizes).
 
 use rayon::prelude::*;
@@ -27,6 +29,15 @@ pub const WINOGRAD_FORWARD_FROM: usize = 64;
 /// From this many input channels the weight gradient takes F(2x2, 3x3)'s
 /// transpose; below, the implicit product (faster up to 64 channels).
 pub const WINOGRAD_WEIGHT_GRAD_FROM: usize = 128;
+
+/// Whether `--precision bf16` takes a convolution with this many input
+/// channels to AMX tiles ([`super::amx`]).
+#[cfg(target_arch = "x86_64")]
+fn on_amx(in_channels: usize) -> bool {
+    super::precision() == super::Precision::Bf16
+        && super::amx::takes(in_channels)
+        && super::amx::available()
+}
 
 /// What a forward pass applies to each output value as it writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,10 +78,7 @@ pub fn forward(
     act: Activation,
 ) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if super::precision() == super::Precision::Bf16
-        && super::amx::takes(maps.channels)
-        && super::amx::available()
-    {
+    if on_amx(maps.channels) {
         return super::amx::forward(input, maps, weight, out_channels, bias, act);
     }
     if maps.channels >= WINOGRAD_FORWARD_FROM {
@@ -143,10 +151,7 @@ pub fn weight_grad(
     out_channels: usize,
 ) -> (Vec<f32>, Vec<f32>) {
     #[cfg(target_arch = "x86_64")]
-    if super::precision() == super::Precision::Bf16
-        && super::amx::takes(maps.channels)
-        && super::amx::available()
-    {
+    if on_amx(maps.channels) {
         let weight = super::amx::weight_grad(input, maps, grad_out, out_channels);
         return (weight, bias_grad(grad_out, maps.batch, out_channels));
     }

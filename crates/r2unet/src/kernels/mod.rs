@@ -101,6 +101,8 @@ pub fn check_precision(precision: Precision) -> Result<()> {
 }
 
 /// A [`Precision`] set until this is dropped, then the one before restored.
+/// Process-wide like [`set_precision`]: other threads' convolutions
+/// meanwhile run in it too.
 #[derive(Debug)]
 pub struct PrecisionScope(Precision);
 
