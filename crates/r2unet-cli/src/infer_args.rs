@@ -92,7 +92,8 @@ pub struct InferArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub rescale: RescaleArg,
     /// Arithmetic of the 3x3 convolutions: bf16 needs AVX512_BF16 and is refused elsewhere
-    /// (DRIVE: F1 and AUC within 0.0001 of f32; not faster on every CPU, see BENCHMARKS.md).
+    /// (DRIVE: F1 and AUC within 0.0001 of f32; on AMX tiles about twice as fast as f32,
+    /// without AMX slower: see BENCHMARKS.md).
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: PrecisionArg,
 }
