@@ -61,7 +61,7 @@ impl Precision {
 static BF16: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Sets the arithmetic of every forward 3x3 convolution in this process
-/// (the CLI sets it for `predict`, `eval` and `bench --mode infer`; a
+/// (the CLI sets it for `predict`, `eval` and `bench`; a
 /// training run for its duration, from its configuration: [`PrecisionScope`]).
 ///
 /// # Errors
