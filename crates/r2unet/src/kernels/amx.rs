@@ -92,12 +92,35 @@ pub fn forward(
     bias: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
+    forward_of_sum(input, None, maps, weight, out_channels, bias, act)
+}
+
+/// [`forward`] of `input + added` (value by value, in f32, then rounded to
+/// bf16 as [`forward`] of the summed input would be): the recurrent layers'
+/// `x + x1` done while the input is rewritten as pairs, instead of a pass
+/// of its own that writes the sum and a second one that reads it back.
+///
+/// # Panics
+///
+/// As [`forward`]; if `added` is not as long as `input`.
+pub fn forward_of_sum(
+    input: &[f32],
+    added: Option<&[f32]>,
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
     assert!(
         available(),
         "the AMX convolution needs AMX-BF16 and its tile state"
     );
     assert!(takes(maps.channels), "AMX: input channels in 16s");
     assert_eq!(input.len(), maps.len(), "input of {maps:?}");
+    if let Some(added) = added {
+        assert_eq!(added.len(), maps.len(), "added input of {maps:?}");
+    }
     assert_eq!(weight.len(), out_channels * maps.channels * 9, "3x3 weight");
     if let Some(bias) = bias {
         assert_eq!(bias.len(), out_channels, "bias");
@@ -107,7 +130,7 @@ pub fn forward(
         return out;
     }
     let plan = Plan::new(maps, out_channels);
-    let pairs = plan.pair_planes(input);
+    let pairs = plan.pair_planes(input, added);
     let packed = plan.pack(weight);
     let dst = Dst(out.as_mut_ptr());
     plan.jobs().into_par_iter().for_each(|job| {
@@ -219,10 +242,11 @@ impl Plan {
         ((job.y1 - job.y0) * self.wp).next_multiple_of(16 * self.nt)
     }
 
-    /// The input as bf16 pairs, `[batch][pair][plane]`: pair `p` holds
-    /// channels `2p` (low half) and `2p + 1`, at padded position
-    /// `(y + 1) * wp + x + 1`, zero around and past the image.
-    fn pair_planes(&self, input: &[f32]) -> Vec<u32> {
+    /// The input (plus `added`, where given) as bf16 pairs,
+    /// `[batch][pair][plane]`: pair `p` holds channels `2p` (low half) and
+    /// `2p + 1`, at padded position `(y + 1) * wp + x + 1`, zero around and
+    /// past the image.
+    fn pair_planes<'a>(&self, input: &'a [f32], added: Option<&'a [f32]>) -> Vec<u32> {
         let (h, w, wp) = (self.maps.height, self.maps.width, self.wp);
         let pixels = self.maps.pixels();
         let len = self.maps.batch * self.pairs * self.plane;
@@ -233,13 +257,18 @@ impl Plan {
             .par_chunks_mut(self.plane)
             .enumerate()
             .for_each(|(bp, plane)| {
-                let lo = &input[2 * bp * pixels..][..pixels];
-                let hi = &input[(2 * bp + 1) * pixels..][..pixels];
+                // Channels 2 * bp and 2 * bp + 1 of the input and of `added`.
+                let pair_of =
+                    |values: &'a [f32]| values[2 * bp * pixels..][..2 * pixels].split_at(pixels);
+                let (lo, hi) = pair_of(input);
+                let added = added.map(pair_of);
                 let zero = std::mem::MaybeUninit::new(0u32);
                 plane[..wp + 1].fill(zero);
                 for y in 0..h {
                     let row = &mut plane[(y + 1) * wp + 1..][..wp];
-                    pair_row(&mut row[..w], &lo[y * w..][..w], &hi[y * w..][..w]);
+                    let xs = y * w..(y + 1) * w;
+                    let added = added.map(|(lo, hi)| (&lo[xs.clone()], &hi[xs.clone()]));
+                    pair_row(&mut row[..w], &lo[xs.clone()], &hi[xs], added);
                     // The right padding of this row, the left of the next.
                     row[w..].fill(zero);
                 }
@@ -682,19 +711,36 @@ fn pair(lo: f32, hi: f32) -> u32 {
     u32::from(to_bf16(lo)) | (u32::from(to_bf16(hi)) << 16)
 }
 
-/// `row[i] = pair(lo[i], hi[i])`, compiled for AVX-512 so that the
+/// `row[i] = pair(lo[i], hi[i])`, or with `added = (alo, ahi)`
+/// `pair(lo[i] + alo[i], hi[i] + ahi[i])`, compiled for AVX-512 so that the
 /// rounding runs 16 lanes at a time.
-fn pair_row(row: &mut [std::mem::MaybeUninit<u32>], lo: &[f32], hi: &[f32]) {
+fn pair_row(
+    row: &mut [std::mem::MaybeUninit<u32>],
+    lo: &[f32],
+    hi: &[f32],
+    added: Option<(&[f32], &[f32])>,
+) {
+    type Added<'a> = Option<(&'a [f32], &'a [f32])>;
     #[target_feature(enable = "avx512f,avx512bw")]
     // SAFETY (of the call below): AVX-512 F is present wherever AMX is, and
     // BW on every AVX-512 processor with AMX.
-    unsafe fn wide(row: &mut [std::mem::MaybeUninit<u32>], lo: &[f32], hi: &[f32]) {
-        for ((r, &l), &h) in row.iter_mut().zip(lo).zip(hi) {
-            *r = std::mem::MaybeUninit::new(pair(l, h));
+    unsafe fn wide(row: &mut [std::mem::MaybeUninit<u32>], lo: &[f32], hi: &[f32], added: Added) {
+        let rows = row.iter_mut().zip(lo).zip(hi);
+        match added {
+            None => {
+                for ((r, &l), &h) in rows {
+                    *r = std::mem::MaybeUninit::new(pair(l, h));
+                }
+            }
+            Some((alo, ahi)) => {
+                for (((r, &l), &h), (&al, &ah)) in rows.zip(alo.iter().zip(ahi)) {
+                    *r = std::mem::MaybeUninit::new(pair(l + al, h + ah));
+                }
+            }
         }
     }
     // SAFETY: see `wide`.
-    unsafe { wide(row, lo, hi) }
+    unsafe { wide(row, lo, hi, added) }
 }
 
 /// The tile palette: `tmm0..tmm(mt * nt)` the sums (16 output channels x 16
@@ -814,6 +860,14 @@ mod tests {
             );
             let want_relu: Vec<f32> = got.iter().map(|&v| v.max(0.0)).collect();
             assert_eq!(relu, want_relu, "{m:?}: ReLU");
+            // The sum taken while converting: bit for bit the sum's pass.
+            let y = values(m.len(), 5);
+            let summed: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
+            assert_eq!(
+                forward_of_sum(&x, Some(&y), m, &wt, o, Some(&b), Activation::Relu),
+                forward(&summed, m, &wt, o, Some(&b), Activation::Relu),
+                "{m:?}: forward of a sum"
+            );
         }
     }
 }

@@ -19,7 +19,7 @@ use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Shape, Tensor, TensorData};
 
 use super::conv::Activation;
-use super::{Maps, conv, norm_relu, own_kernels_apply, resample};
+use super::{Maps, add_values, conv, norm_relu, own_kernels_apply, resample};
 
 /// `conv2d(x, weight, bias)` with a `[cout, cin, 3, 3]` weight, stride 1 and
 /// padding 1.
@@ -59,6 +59,76 @@ pub fn conv3x3_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<
         Tensor::from_dispatch(out)
     } else {
         relu(conv3x3(x, weight, bias))
+    }
+}
+
+/// `relu(conv3x3(x + y, weight, bias))`, the recurrent layers' step in
+/// inference: on the CPU without autodiff the sum is taken as the
+/// convolution reads its input ([`conv::forward_of_sum`]); elsewhere
+/// composed of [`add`] and [`conv3x3_relu`].
+///
+/// # Shapes
+///
+/// - `x`, `y`: `[b, cin, h, w]`, `weight`: `[cout, cin, 3, 3]`, `bias`: `[cout]` → `[b, cout, h, w]`
+pub fn conv3x3_relu_of_sum(
+    x: Tensor<4>,
+    y: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+) -> Tensor<4> {
+    let fused = own_kernels_apply(&x) && own_kernels_apply(&y) && x.dims() == y.dims();
+    if fused && !x.device().is_autodiff() && !y.device().is_autodiff() {
+        let [_, _, kh, kw] = weight.dims();
+        assert_eq!([kh, kw], [3, 3], "a 3x3 weight");
+        let out = <Dispatch as InferBackend>::conv3x3_relu_of_sum(
+            x.into_dispatch(),
+            y.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        );
+        Tensor::from_dispatch(out)
+    } else {
+        conv3x3_relu(add(x, y), weight, bias)
+    }
+}
+
+/// Inference-only operations (no backward pass: [`conv3x3_relu_of_sum`]
+/// calls them without autodiff only).
+#[backend_extension(Flex)]
+pub trait InferBackend: Backend {
+    /// `relu(conv3x3(x + y, weight, bias))`, `x` and `y` of one shape.
+    fn conv3x3_relu_of_sum(
+        x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+impl InferBackend for Flex {
+    fn conv3x3_relu_of_sum(
+        x: FlexTensor,
+        y: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+    ) -> FlexTensor {
+        let maps = maps_of(&x);
+        assert_eq!(
+            x.layout().shape(),
+            y.layout().shape(),
+            "added tensors of one shape"
+        );
+        let cout = weight.layout().shape()[0];
+        let out = conv::forward_of_sum(
+            &values(&x),
+            &values(&y),
+            maps,
+            &values(&weight),
+            cout,
+            Some(&values(&bias)),
+            Activation::Relu,
+        );
+        tensor(out, [maps.batch, cout, maps.height, maps.width])
     }
 }
 
@@ -262,6 +332,64 @@ impl<C: CheckpointStrategy> ConvBackend for Autodiff<Flex, C> {
                 act,
             )),
         }
+    }
+}
+
+/// `a + b` for two tensors of one shape: on both cores where the kernels
+/// apply ([`add_values`]), with autodiff's gradient (the output's, to
+/// each); elsewhere, or with broadcasting, Burn's addition.
+pub fn add(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    if own_kernels_apply(&a) && own_kernels_apply(&b) && a.dims() == b.dims() {
+        Tensor::from_dispatch(<Dispatch as AddBackend>::add_same(
+            a.into_dispatch(),
+            b.into_dispatch(),
+        ))
+    } else {
+        a + b
+    }
+}
+
+/// The backend operation behind [`add`].
+#[backend_extension(Flex, Autodiff)]
+pub trait AddBackend: Backend {
+    /// `a + b`, both of one shape.
+    fn add_same(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl AddBackend for Flex {
+    fn add_same(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        let shape = a.layout().shape().clone();
+        assert_eq!(&shape, b.layout().shape(), "added tensors of one shape");
+        tensor(add_values(&values(&a), &values(&b)), shape)
+    }
+}
+
+impl<C: CheckpointStrategy> AddBackend for Autodiff<Flex, C> {
+    fn add_same(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct AddGrad;
+
+        impl Backward<Flex, 2> for AddGrad {
+            type State = ();
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let grad = grads.consume::<Flex>(&ops.node);
+                for node in ops.parents.into_iter().flatten() {
+                    grads.register::<Flex>(node.id, grad.clone());
+                }
+            }
+        }
+
+        let out = Flex::add_same(a.primitive().clone(), b.primitive().clone());
+        AddGrad
+            .prepare::<C>([a.node(), b.node()])
+            .compute_bound()
+            .stateless(out)
     }
 }
 

@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use super::{Maps, implicit, sum_lanes, winograd};
+use super::{Maps, add_values, implicit, sum_lanes, winograd};
 
 /// From this many input channels the forward pass (and with it the input
 /// gradient, whose input channels are the layer's output channels) takes
@@ -88,6 +88,38 @@ pub fn forward(
     } else {
         implicit::forward(input, maps, weight, out_channels, bias, 3, act)
     }
+}
+
+/// [`forward`] of `input + added` (value by value, in f32): the same values
+/// as [`forward`] of the sum. On AMX tiles the sum is taken while the input
+/// is converted to bf16 ([`amx::forward_of_sum`](super::amx::forward_of_sum));
+/// elsewhere it is a pass of its own ([`add_values`]).
+///
+/// # Panics
+///
+/// As [`forward`]; if `added` is not as long as `input`.
+pub fn forward_of_sum(
+    input: &[f32],
+    added: &[f32],
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if on_amx(maps.channels) {
+        let added = Some(added);
+        return super::amx::forward_of_sum(input, added, maps, weight, out_channels, bias, act);
+    }
+    forward(
+        &add_values(input, added),
+        maps,
+        weight,
+        out_channels,
+        bias,
+        act,
+    )
 }
 
 /// The gradient with respect to the input of [`forward`], from the gradient

@@ -26,7 +26,10 @@ use crate::error::{Error, Result};
 use burn::tensor::{DType, Device, Tensor};
 use wide::f32x8;
 
-pub use burn_ops::{batch_norm_relu_train, conv1x1, conv3x3, conv3x3_relu, max_pool2, upsample2};
+pub use burn_ops::{
+    add, batch_norm_relu_train, conv1x1, conv3x3, conv3x3_relu, conv3x3_relu_of_sum, max_pool2,
+    upsample2,
+};
 pub use tile::{has_bf16, isa};
 
 /// The arithmetic of the forward 3x3 convolutions of r2unet's CPU kernels
@@ -267,6 +270,26 @@ pub(crate) fn sum_lanes<const S: usize, const K: usize>(
     total
 }
 
+/// Values per task of [`add_values`]: 64 KiB of each operand.
+const ADD_CHUNK: usize = 1 << 14;
+
+/// `a + b` value by value, on rayon's pool. Burn's `flex` adds tensors of
+/// fewer than 4 Mi values on one thread (its threshold for going parallel),
+/// so the recurrent layers' `x + x1` of a batch of patches (1.2 Mi values at
+/// the first level) left the other core idle: BENCHMARKS.md.
+///
+/// # Panics
+///
+/// If `a` and `b` differ in length.
+pub(crate) fn add_values(a: &[f32], b: &[f32]) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "added values of equal lengths");
+    par_filled(a.len(), ADD_CHUNK, |i, out| {
+        let at = i * ADD_CHUNK;
+        let (a, b) = (&a[at..][..out.len()], &b[at..][..out.len()]);
+        map_lanes(out, [a, b], |[x, y]| x + y);
+    })
+}
+
 /// `out[i] = f(inputs[0][i], ..)` for every index, eight at a time
 /// (`wide::f32x8`), the last few through a zero-padded vector: the
 /// element-wise twin of [`sum_lanes`], for loops whose selects the compiler
@@ -319,6 +342,16 @@ mod tests {
             map_lanes(&mut out, [&x, &y], |[x, y]| x * y + x);
             let want: Vec<f32> = x.iter().zip(&y).map(|(&a, &b)| a * b + a).collect();
             assert_eq!(out, want, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn added_values_are_the_sums_in_any_chunking() {
+        for n in [0, 1, 9, ADD_CHUNK - 3, ADD_CHUNK, 3 * ADD_CHUNK + 5] {
+            let x: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 4.5).collect();
+            let y: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.1).collect();
+            let want: Vec<f32> = x.iter().zip(&y).map(|(&a, &b)| a + b).collect();
+            assert_eq!(add_values(&x, &y), want, "n = {n}");
         }
     }
 }

@@ -72,18 +72,27 @@ impl Rcl {
         }
     }
 
-    fn step(&self, x: Tensor<4>, k: usize) -> Tensor<4> {
+    /// Step `k`: the layer of `x`, or of `x + x1` after the first step.
+    fn step(&self, x: Tensor<4>, x1: Option<Tensor<4>>, k: usize) -> Tensor<4> {
         let norm = &self.norms[k.min(self.norms.len() - 1)];
         let weight = self.conv.weight.val();
         let bias = self.conv.bias.as_ref().map(Param::val);
         if x.device().is_autodiff() {
             let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &x.device()));
+            let x = match x1 {
+                Some(x1) => kernels::add(x, x1),
+                None => x,
+            };
             norm.forward_relu(kernels::conv3x3(x, weight, bias))
         } else {
             // Inference: the norm folded into the convolution saves a pass over
-            // the activations (BENCHMARKS.md: inference step 11% faster).
+            // the activations (BENCHMARKS.md: inference step 11% faster), and
+            // the sum is taken as the convolution reads its input.
             let (weight, bias) = norm.fold(weight, bias);
-            kernels::conv3x3_relu(x, weight, bias)
+            match x1 {
+                Some(x1) => kernels::conv3x3_relu_of_sum(x, x1, weight, bias),
+                None => kernels::conv3x3_relu(x, weight, bias),
+            }
         }
     }
 
@@ -91,9 +100,9 @@ impl Rcl {
     ///
     /// - `x`: `[b, cin, h, w]` → `[b, cout, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x1 = self.step(x.clone(), 0);
+        let mut x1 = self.step(x.clone(), None, 0);
         for k in 1..=self.steps {
-            x1 = self.step(x.clone() + x1, k);
+            x1 = self.step(x.clone(), Some(x1), k);
         }
         x1
     }
@@ -193,7 +202,7 @@ impl Block {
             .layers
             .iter()
             .fold(p.clone(), |acc, layer| layer.forward(acc));
-        if self.residual { p + y } else { y }
+        if self.residual { kernels::add(p, y) } else { y }
     }
 
     /// PyTorch names: plain `P.body.{i}.{0,1}`; projected `P.proj` and the RCLs at
