@@ -90,6 +90,18 @@ pub fn forward(
     }
 }
 
+/// Whether [`forward_of_sum`] takes the sum while it reads its input (on
+/// AMX tiles, as it converts the input to bf16), rather than as a pass of
+/// its own that a caller could as well do in place.
+pub fn sums_as_it_reads(in_channels: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if on_amx(in_channels) {
+        return true;
+    }
+    let _ = in_channels;
+    false
+}
+
 /// [`forward`] of `input + added` (value by value, in f32): the same values
 /// as [`forward`] of the sum. On AMX tiles the sum is taken while the input
 /// is converted to bf16 ([`amx::forward_of_sum`](super::amx::forward_of_sum));
@@ -108,7 +120,7 @@ pub fn forward_of_sum(
     act: Activation,
 ) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if on_amx(maps.channels) {
+    if sums_as_it_reads(maps.channels) {
         let added = Some(added);
         return super::amx::forward_of_sum(input, added, maps, weight, out_channels, bias, act);
     }

@@ -290,6 +290,24 @@ pub(crate) fn add_values(a: &[f32], b: &[f32]) -> Vec<f32> {
     })
 }
 
+/// `sum[i] += b[i]`, on rayon's pool: [`add_values`] into a buffer that
+/// is not needed any more, without a new one.
+///
+/// # Panics
+///
+/// If `sum` and `b` differ in length.
+pub(crate) fn add_to(sum: &mut [f32], b: &[f32]) {
+    use rayon::prelude::*;
+    assert_eq!(sum.len(), b.len(), "added values of equal lengths");
+    sum.par_chunks_mut(ADD_CHUNK)
+        .zip(b.par_chunks(ADD_CHUNK))
+        .for_each(|(sum, b)| {
+            for (s, &v) in sum.iter_mut().zip(b) {
+                *s += v;
+            }
+        });
+}
+
 /// `out[i] = f(inputs[0][i], ..)` for every index, eight at a time
 /// (`wide::f32x8`), the last few through a zero-padded vector: the
 /// element-wise twin of [`sum_lanes`], for loops whose selects the compiler
@@ -352,6 +370,9 @@ mod tests {
             let y: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.1).collect();
             let want: Vec<f32> = x.iter().zip(&y).map(|(&a, &b)| a + b).collect();
             assert_eq!(add_values(&x, &y), want, "n = {n}");
+            let mut sum = x.clone();
+            add_to(&mut sum, &y);
+            assert_eq!(sum, want, "n = {n}, in place");
         }
     }
 }
