@@ -8,7 +8,13 @@
 #   scripts/bench-vs-pytorch.sh                 # retina R2U-Net, batch 32, 48x48, 2 threads
 #   ROUNDS=5 MODELS="unet r2unet" scripts/bench-vs-pytorch.sh
 #   ISA=avx2 THREADS=1 scripts/bench-vs-pytorch.sh   # as on an AVX2-only CPU, one thread
-#   PRECISION=bf16 scripts/bench-vs-pytorch.sh  # r2unet's bf16 (train: forward and input gradients) against PyTorch's f32
+#   PRECISION=bf16 scripts/bench-vs-pytorch.sh  # r2unet's bf16 against PyTorch's f32
+#   PRECISION=bf16 TORCH_PRECISION=bf16 scripts/bench-vs-pytorch.sh  # ... against PyTorch's own bf16
+#
+# TORCH_PRECISION=bf16 times PyTorch through scripts/torch_bench_bf16.py
+# (the same model from the reference): training under torch.autocast
+# (bf16 convolutions, f32 weights and Adam), inference with the model and
+# input cast to bf16 in channels-last layout (its fastest inference here).
 #
 # ISA caps both sides' instruction set: avx2 (R2UNET_ISA=avx2 and oneDNN's
 # ONEDNN_MAX_CPU_ISA=AVX2) or portable (r2unet's plain loops; PyTorch at
@@ -31,6 +37,7 @@ MODES=${MODES:-"train infer"}
 BIN=${BIN:-target/release/r2unet}
 ISA=${ISA:-}
 PRECISION=${PRECISION:-f32}
+TORCH_PRECISION=${TORCH_PRECISION:-f32}
 
 case $ISA in
   "") ;;
@@ -56,8 +63,15 @@ for model in $MODELS; do
     for _ in $(seq "$ROUNDS"); do
       o=$("$BIN" bench --model "$model" --mode "$mode" --batch "$BATCH" --size "$SIZE" \
           --steps "$STEPS" --threads "$THREADS" --precision "$PRECISION" --json)
-      t=$("$PY" "$REF" bench --model "$model" --mode "$mode" --batch "$BATCH" --size "$SIZE" \
-          --steps "$STEPS" --threads "$THREADS" $per_step)
+      case $TORCH_PRECISION in
+        f32) t=$("$PY" "$REF" bench --model "$model" --mode "$mode" --batch "$BATCH" --size "$SIZE" \
+               --steps "$STEPS" --threads "$THREADS" $per_step) ;;
+        bf16) how=autocast; [ "$mode" = infer ] && how=cast
+              t=$("$PY" scripts/torch_bench_bf16.py --ref "$REF" --how "$how" --model "$model" \
+                  --mode "$mode" --batch "$BATCH" --size "$SIZE" --steps "$STEPS" \
+                  --threads "$THREADS" $per_step) ;;
+        *) echo "TORCH_PRECISION=$TORCH_PRECISION: expected f32 or bf16" >&2; exit 1 ;;
+      esac
       ours+=("$(echo "$o" | field median_ms)")
       gflops+=("$(echo "$o" | field gflop_per_s)")
       theirs+=("$(echo "$t" | field median_ms)")
@@ -70,4 +84,4 @@ for model in $MODELS; do
   done
 done
 echo
-echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernels ${ISA:-as the CPU allows}, r2unet in $PRECISION (PyTorch f32), $THREADS threads, batch $BATCH, ${SIZE}x${SIZE}, median of $ROUNDS alternating rounds of $STEPS timed steps each; $(date -u +%F)"
+echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernels ${ISA:-as the CPU allows}, r2unet in $PRECISION (PyTorch $TORCH_PRECISION), $THREADS threads, batch $BATCH, ${SIZE}x${SIZE}, median of $ROUNDS alternating rounds of $STEPS timed steps each; $(date -u +%F)"
