@@ -92,57 +92,78 @@ pub fn forward(
     bias: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
-    forward_of_sum(input, None, maps, weight, out_channels, bias, act)
-}
-
-/// [`forward`] of `input + added` (value by value, in f32, then rounded to
-/// bf16 as [`forward`] of the summed input would be): the recurrent layers'
-/// `x + x1` done while the input is rewritten as pairs, instead of a pass
-/// of its own that writes the sum and a second one that reads it back.
-///
-/// # Panics
-///
-/// As [`forward`]; if `added` is not as long as `input`.
-pub fn forward_of_sum(
-    input: &[f32],
-    added: Option<&[f32]>,
-    maps: Maps,
-    weight: &[f32],
-    out_channels: usize,
-    bias: Option<&[f32]>,
-    act: Activation,
-) -> Vec<f32> {
     assert!(
         available(),
         "the AMX convolution needs AMX-BF16 and its tile state"
     );
     assert!(takes(maps.channels), "AMX: input channels in 16s");
     assert_eq!(input.len(), maps.len(), "input of {maps:?}");
-    if let Some(added) = added {
-        assert_eq!(added.len(), maps.len(), "added input of {maps:?}");
-    }
     assert_eq!(weight.len(), out_channels * maps.channels * 9, "3x3 weight");
     if let Some(bias) = bias {
         assert_eq!(bias.len(), out_channels, "bias");
     }
-    let mut out = Vec::with_capacity(maps.batch * out_channels * maps.pixels());
-    if out.capacity() == 0 {
-        return out;
+    if maps.batch * out_channels * maps.pixels() == 0 {
+        return Vec::new();
     }
     let plan = Plan::new(maps, out_channels);
-    let pairs = plan.pair_planes(input, added);
-    let packed = plan.pack(weight);
-    let dst = Dst(out.as_mut_ptr());
-    plan.jobs().into_par_iter().for_each(|job| {
-        let tmp = plan.products(&pairs, &packed, job);
-        // SAFETY: jobs cover every (image, row) once, so their writes are
-        // disjoint and together fill `out`'s capacity.
-        unsafe { plan.write(&tmp, job, bias, act, &dst) };
-    });
-    // SAFETY: every element was written above.
-    unsafe { out.set_len(out.capacity()) };
-    out
+    plan.run(&plan.pair_planes(input), weight, bias, act)
 }
+
+/// A recurrent convolutional layer in inference: `x1 = relu(conv_0(x))`,
+/// then `x1 = relu(conv_k(x + x1))` for each further step `k`, with
+/// `layers[k] = (weight, bias)` (the step's batch norm folded in), every
+/// step keeping the `C` channels of `x`. Each step but the last writes its
+/// output straight from the tiles as the next step's input, bf16 pairs of
+/// `x + relu(...)`: the sum is never written in f32 nor converted in a pass
+/// of its own, and the values are those of the steps one by one
+/// ([`forward`] of `x + x1`, the sum in f32).
+///
+/// # Panics
+///
+/// As [`forward`]; without a step; if a step's weight is not
+/// `[C, C, 3, 3]` or its bias not `[C]`.
+pub fn recurrent_relu(x: &[f32], maps: Maps, layers: &[(&[f32], &[f32])]) -> Vec<f32> {
+    let c = maps.channels;
+    let Some(((last_weight, last_bias), between)) = layers.split_last() else {
+        panic!("a recurrent layer of at least one step");
+    };
+    assert!(
+        available(),
+        "the AMX convolution needs AMX-BF16 and its tile state"
+    );
+    assert!(takes(c), "AMX: input channels in 16s");
+    assert_eq!(x.len(), maps.len(), "input of {maps:?}");
+    for (weight, bias) in layers {
+        assert_eq!(weight.len(), c * c * 9, "a recurrent step's 3x3 weight");
+        assert_eq!(bias.len(), c, "a recurrent step's bias");
+    }
+    if maps.is_empty() {
+        return Vec::new();
+    }
+    let plan = Plan::new(maps, c);
+    let mut pairs = plan.pair_planes(x);
+    let jobs = plan.jobs();
+    for (weight, bias) in between {
+        let packed = plan.pack(weight);
+        let mut next = Vec::with_capacity(pairs.len());
+        let dst = PairsDst(next.as_mut_ptr());
+        jobs.par_iter().for_each(|&job| {
+            let tmp = plan.products(&pairs, &packed, job);
+            // SAFETY: jobs cover every (image, row) once, so their writes
+            // are disjoint and together fill every plane (`write_pairs`).
+            unsafe { plan.write_pairs(&tmp, job, bias, x, &dst) };
+        });
+        // SAFETY: every plane was written whole above.
+        unsafe { next.set_len(pairs.len()) };
+        pairs = next;
+    }
+    plan.run(&pairs, last_weight, Some(last_bias), Activation::Relu)
+}
+
+/// The bf16 pair planes being written, by the jobs at disjoint positions.
+struct PairsDst(*mut u32);
+// SAFETY: the jobs write disjoint elements (see `recurrent_relu`).
+unsafe impl Sync for PairsDst {}
 
 /// The output buffer, written by the jobs at disjoint positions.
 struct Dst(*mut f32);
@@ -242,11 +263,33 @@ impl Plan {
         ((job.y1 - job.y0) * self.wp).next_multiple_of(16 * self.nt)
     }
 
-    /// The input (plus `added`, where given) as bf16 pairs,
-    /// `[batch][pair][plane]`: pair `p` holds channels `2p` (low half) and
-    /// `2p + 1`, at padded position `(y + 1) * wp + x + 1`, zero around and
-    /// past the image.
-    fn pair_planes<'a>(&self, input: &'a [f32], added: Option<&'a [f32]>) -> Vec<u32> {
+    /// The convolution of `pairs` (as [`Plan::pair_planes`] writes them)
+    /// in f32, `[batch, out_channels, H, W]`.
+    fn run(
+        &self,
+        pairs: &[u32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        act: Activation,
+    ) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.maps.batch * self.out_channels * self.maps.pixels());
+        let packed = self.pack(weight);
+        let dst = Dst(out.as_mut_ptr());
+        self.jobs().into_par_iter().for_each(|job| {
+            let tmp = self.products(pairs, &packed, job);
+            // SAFETY: jobs cover every (image, row) once, so their writes are
+            // disjoint and together fill `out`'s capacity.
+            unsafe { self.write(&tmp, job, bias, act, &dst) };
+        });
+        // SAFETY: every element was written above.
+        unsafe { out.set_len(out.capacity()) };
+        out
+    }
+
+    /// The input as bf16 pairs, `[batch][pair][plane]`: pair `p` holds
+    /// channels `2p` (low half) and `2p + 1`, at padded position
+    /// `(y + 1) * wp + x + 1`, zero around and past the image.
+    fn pair_planes(&self, input: &[f32]) -> Vec<u32> {
         let (h, w, wp) = (self.maps.height, self.maps.width, self.wp);
         let pixels = self.maps.pixels();
         let len = self.maps.batch * self.pairs * self.plane;
@@ -257,18 +300,13 @@ impl Plan {
             .par_chunks_mut(self.plane)
             .enumerate()
             .for_each(|(bp, plane)| {
-                // Channels 2 * bp and 2 * bp + 1 of the input and of `added`.
-                let pair_of =
-                    |values: &'a [f32]| values[2 * bp * pixels..][..2 * pixels].split_at(pixels);
-                let (lo, hi) = pair_of(input);
-                let added = added.map(pair_of);
+                let lo = &input[2 * bp * pixels..][..pixels];
+                let hi = &input[(2 * bp + 1) * pixels..][..pixels];
                 let zero = std::mem::MaybeUninit::new(0u32);
                 plane[..wp + 1].fill(zero);
                 for y in 0..h {
                     let row = &mut plane[(y + 1) * wp + 1..][..wp];
-                    let xs = y * w..(y + 1) * w;
-                    let added = added.map(|(lo, hi)| (&lo[xs.clone()], &hi[xs.clone()]));
-                    pair_row(&mut row[..w], &lo[xs.clone()], &hi[xs], added);
+                    pair_row(&mut row[..w], &lo[y * w..][..w], &hi[y * w..][..w]);
                     // The right padding of this row, the left of the next.
                     row[w..].fill(zero);
                 }
@@ -443,6 +481,60 @@ impl Plan {
                 for (d, &s) in row.iter_mut().zip(src) {
                     *d = act.apply(s + add);
                 }
+            }
+        }
+    }
+
+    /// The next recurrent step's input from a job's sums: bf16 pairs
+    /// (layout of [`Plan::pair_planes`]) of `residual + relu(sums + bias)`,
+    /// `residual` being the layer's input (`[batch, C, H, W]`, C =
+    /// `out_channels`), for the job's rows with their padding columns, and
+    /// the padding above the image (the first rows' job) or below it (the
+    /// last rows').
+    ///
+    /// # Safety
+    ///
+    /// `dst` must hold `batch * pairs * plane` values, and no other job may
+    /// write the same image's rows.
+    unsafe fn write_pairs(
+        &self,
+        tmp: &[f32],
+        job: Job,
+        bias: &[f32],
+        residual: &[f32],
+        dst: &PairsDst,
+    ) {
+        let (h, w, wp) = (self.maps.height, self.maps.width, self.wp);
+        let n = self.job_positions(job);
+        let zero = std::mem::MaybeUninit::new(0u32);
+        for p in 0..self.pairs {
+            // SAFETY: plane p of image b lies inside `dst` (the caller's
+            // promise); this job writes only its rows of it.
+            let plane = unsafe {
+                std::slice::from_raw_parts_mut(
+                    dst.0.add((job.b * self.pairs + p) * self.plane).cast(),
+                    self.plane,
+                )
+            };
+            if job.y0 == 0 {
+                plane[..wp + 1].fill(zero);
+            }
+            for y in job.y0..job.y1 {
+                let sums = |o: usize| &tmp[o * n + (y - job.y0) * wp..][..w];
+                let input =
+                    |o: usize| &residual[((job.b * self.out_channels + o) * h + y) * w..][..w];
+                let row = &mut plane[(y + 1) * wp + 1..][..wp];
+                let (lo, hi) = (2 * p, 2 * p + 1);
+                step_row(
+                    &mut row[..w],
+                    [sums(lo), sums(hi)],
+                    [bias[lo], bias[hi]],
+                    [input(lo), input(hi)],
+                );
+                row[w..].fill(zero);
+            }
+            if job.y1 == h {
+                plane[(h + 1) * wp + 1..].fill(zero);
             }
         }
     }
@@ -711,36 +803,44 @@ fn pair(lo: f32, hi: f32) -> u32 {
     u32::from(to_bf16(lo)) | (u32::from(to_bf16(hi)) << 16)
 }
 
-/// `row[i] = pair(lo[i], hi[i])`, or with `added = (alo, ahi)`
-/// `pair(lo[i] + alo[i], hi[i] + ahi[i])`, compiled for AVX-512 so that the
+/// `row[i] = pair(lo[i], hi[i])`, compiled for AVX-512 so that the
 /// rounding runs 16 lanes at a time.
-fn pair_row(
-    row: &mut [std::mem::MaybeUninit<u32>],
-    lo: &[f32],
-    hi: &[f32],
-    added: Option<(&[f32], &[f32])>,
-) {
-    type Added<'a> = Option<(&'a [f32], &'a [f32])>;
+fn pair_row(row: &mut [std::mem::MaybeUninit<u32>], lo: &[f32], hi: &[f32]) {
     #[target_feature(enable = "avx512f,avx512bw")]
     // SAFETY (of the call below): AVX-512 F is present wherever AMX is, and
     // BW on every AVX-512 processor with AMX.
-    unsafe fn wide(row: &mut [std::mem::MaybeUninit<u32>], lo: &[f32], hi: &[f32], added: Added) {
-        let rows = row.iter_mut().zip(lo).zip(hi);
-        match added {
-            None => {
-                for ((r, &l), &h) in rows {
-                    *r = std::mem::MaybeUninit::new(pair(l, h));
-                }
-            }
-            Some((alo, ahi)) => {
-                for (((r, &l), &h), (&al, &ah)) in rows.zip(alo.iter().zip(ahi)) {
-                    *r = std::mem::MaybeUninit::new(pair(l + al, h + ah));
-                }
-            }
+    unsafe fn wide(row: &mut [std::mem::MaybeUninit<u32>], lo: &[f32], hi: &[f32]) {
+        for ((r, &l), &h) in row.iter_mut().zip(lo).zip(hi) {
+            *r = std::mem::MaybeUninit::new(pair(l, h));
         }
     }
     // SAFETY: see `wide`.
-    unsafe { wide(row, lo, hi, added) }
+    unsafe { wide(row, lo, hi) }
+}
+
+/// `row[i] = pair(x[0][i] + relu(s[0][i] + b[0]), x[1][i] + relu(s[1][i] + b[1]))`:
+/// two channels of a recurrent step's output added to the layer's input, in
+/// the order and rounding of the output written in f32 ([`Plan::write`])
+/// and then summed, compiled for AVX-512.
+fn step_row(row: &mut [std::mem::MaybeUninit<u32>], s: [&[f32]; 2], b: [f32; 2], x: [&[f32]; 2]) {
+    #[target_feature(enable = "avx512f,avx512bw")]
+    // SAFETY (of the call below): as `pair_row`.
+    unsafe fn wide(
+        row: &mut [std::mem::MaybeUninit<u32>],
+        s: [&[f32]; 2],
+        b: [f32; 2],
+        x: [&[f32]; 2],
+    ) {
+        let relu = Activation::Relu;
+        let sums = s[0].iter().zip(s[1]);
+        let inputs = x[0].iter().zip(x[1]);
+        for ((r, (&s0, &s1)), (&x0, &x1)) in row.iter_mut().zip(sums).zip(inputs) {
+            let (lo, hi) = (x0 + relu.apply(s0 + b[0]), x1 + relu.apply(s1 + b[1]));
+            *r = std::mem::MaybeUninit::new(pair(lo, hi));
+        }
+    }
+    // SAFETY: see `wide`.
+    unsafe { wide(row, s, b, x) }
 }
 
 /// The tile palette: `tmm0..tmm(mt * nt)` the sums (16 output channels x 16
@@ -860,13 +960,23 @@ mod tests {
             );
             let want_relu: Vec<f32> = got.iter().map(|&v| v.max(0.0)).collect();
             assert_eq!(relu, want_relu, "{m:?}: ReLU");
-            // The sum taken while converting: bit for bit the sum's pass.
-            let y = values(m.len(), 5);
-            let summed: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
+            // A recurrent layer of three steps: bit for bit its steps one by
+            // one, the sums in f32.
+            let c = channels;
+            let steps: Vec<(Vec<f32>, Vec<f32>)> = (0..3)
+                .map(|k| (values(c * c * 9, 10 + k), values(c, 20 + k)))
+                .collect();
+            let layers: Vec<(&[f32], &[f32])> =
+                steps.iter().map(|(w, b)| (&w[..], &b[..])).collect();
+            let mut want = forward(&x, m, &steps[0].0, c, Some(&steps[0].1), Activation::Relu);
+            for (w, b) in &steps[1..] {
+                let sum: Vec<f32> = x.iter().zip(&want).map(|(a, b)| a + b).collect();
+                want = forward(&sum, m, w, c, Some(b), Activation::Relu);
+            }
             assert_eq!(
-                forward_of_sum(&x, Some(&y), m, &wt, o, Some(&b), Activation::Relu),
-                forward(&summed, m, &wt, o, Some(&b), Activation::Relu),
-                "{m:?}: forward of a sum"
+                recurrent_relu(&x, m, &layers),
+                want,
+                "{m:?}: recurrent layer"
             );
         }
     }

@@ -62,80 +62,72 @@ pub fn conv3x3_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<
     }
 }
 
-/// `relu(conv3x3(x + y, weight, bias))`, the recurrent layers' step in
-/// inference: on the CPU without autodiff the sum is taken as the
-/// convolution reads its input ([`conv::forward_of_sum`]); elsewhere
-/// composed of [`add`] and [`conv3x3_relu`].
+/// A recurrent convolutional layer in inference: `x1 = relu(conv3x3(x))`,
+/// then `x1 = relu(conv3x3(x + x1))`, step `k` with the weights
+/// `weights[k * c..(k + 1) * c]` and biases `biases[k * c..(k + 1) * c]`
+/// (each step's batch norm folded in). On the CPU without autodiff, one
+/// operation ([`conv::recurrent_relu`]); elsewhere composed of
+/// [`conv3x3_relu`] and [`add`].
 ///
 /// # Shapes
 ///
-/// - `x`, `y`: `[b, cin, h, w]`, `weight`: `[cout, cin, 3, 3]`, `bias`: `[cout]` → `[b, cout, h, w]`
-pub fn conv3x3_relu_of_sum(
-    x: Tensor<4>,
-    y: Tensor<4>,
-    weight: Tensor<4>,
-    bias: Tensor<1>,
-) -> Tensor<4> {
-    let fused = own_kernels_apply(&x) && own_kernels_apply(&y) && x.dims() == y.dims();
-    if fused && !x.device().is_autodiff() && !y.device().is_autodiff() {
-        let [_, _, kh, kw] = weight.dims();
-        assert_eq!([kh, kw], [3, 3], "a 3x3 weight");
-        let out = <Dispatch as InferBackend>::conv3x3_relu_of_sum(
+/// - `x`: `[b, c, h, w]`, `weights`: `[steps * c, c, 3, 3]`, `biases`: `[steps * c]` → `[b, c, h, w]`
+pub fn recurrent_relu(x: Tensor<4>, weights: Tensor<4>, biases: Tensor<1>) -> Tensor<4> {
+    let c = x.dims()[1];
+    let [rows, cin, kh, kw] = weights.dims();
+    assert_eq!(
+        [cin, kh, kw],
+        [c, 3, 3],
+        "3x3 weights that keep {c} channels"
+    );
+    assert!(
+        rows > 0 && rows % c == 0,
+        "whole steps of {c} filters, not {rows}"
+    );
+    if own_kernels_apply(&x) && !x.device().is_autodiff() {
+        let out = <Dispatch as InferBackend>::recurrent_relu(
             x.into_dispatch(),
-            y.into_dispatch(),
-            weight.into_dispatch(),
-            bias.into_dispatch(),
+            weights.into_dispatch(),
+            biases.into_dispatch(),
         );
-        Tensor::from_dispatch(out)
-    } else {
-        conv3x3_relu(add(x, y), weight, bias)
+        return Tensor::from_dispatch(out);
     }
+    let step = |k: usize| {
+        (
+            weights.clone().narrow(0, k * c, c),
+            biases.clone().narrow(0, k * c, c),
+        )
+    };
+    let (w, b) = step(0);
+    let mut x1 = conv3x3_relu(x.clone(), w, b);
+    for k in 1..rows / c {
+        let (w, b) = step(k);
+        x1 = conv3x3_relu(add(x.clone(), x1), w, b);
+    }
+    x1
 }
 
-/// Inference-only operations (no backward pass: [`conv3x3_relu_of_sum`]
-/// calls them without autodiff only).
+/// Inference-only operations (no backward pass: [`recurrent_relu`] calls
+/// them without autodiff only).
 #[backend_extension(Flex)]
 pub trait InferBackend: Backend {
-    /// `relu(conv3x3(x + y, weight, bias))`, `x` and `y` of one shape.
-    fn conv3x3_relu_of_sum(
+    /// [`recurrent_relu`]'s layer.
+    fn recurrent_relu(
         x: FloatTensor<Self>,
-        y: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        biases: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 }
 
 impl InferBackend for Flex {
-    fn conv3x3_relu_of_sum(
-        x: FlexTensor,
-        y: FlexTensor,
-        weight: FlexTensor,
-        bias: FlexTensor,
-    ) -> FlexTensor {
+    fn recurrent_relu(x: FlexTensor, weights: FlexTensor, biases: FlexTensor) -> FlexTensor {
         let maps = maps_of(&x);
-        assert_eq!(
-            x.layout().shape(),
-            y.layout().shape(),
-            "added tensors of one shape"
-        );
-        let cout = weight.layout().shape()[0];
-        let (weight, bias) = (values(&weight), values(&bias));
-        let out = if conv::sums_as_it_reads(maps.channels) {
-            let (x, y) = (values(&x), values(&y));
-            conv::forward_of_sum(&x, &y, maps, &weight, cout, Some(&bias), Activation::Relu)
-        } else {
-            // The sum in place where an operand is free, then the convolution.
-            let sum = Flex::add_same(x, y);
-            conv::forward(
-                &values(&sum),
-                maps,
-                &weight,
-                cout,
-                Some(&bias),
-                Activation::Relu,
-            )
-        };
-        tensor(out, [maps.batch, cout, maps.height, maps.width])
+        let c = maps.channels;
+        let (weights, biases) = (values(&weights), values(&biases));
+        let layers: Vec<(&[f32], &[f32])> =
+            weights.chunks(c * c * 9).zip(biases.chunks(c)).collect();
+        let out = conv::recurrent_relu(&values(&x), maps, &layers);
+        tensor(out, x.layout().shape().clone())
     }
 }
 

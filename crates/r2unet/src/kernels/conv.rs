@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use super::{Maps, add_values, implicit, sum_lanes, winograd};
+use super::{Maps, add_to, implicit, sum_lanes, winograd};
 
 /// From this many input channels the forward pass (and with it the input
 /// gradient, whose input channels are the layer's output channels) takes
@@ -90,48 +90,29 @@ pub fn forward(
     }
 }
 
-/// Whether [`forward_of_sum`] takes the sum while it reads its input (on
-/// AMX tiles, as it converts the input to bf16), rather than as a pass of
-/// its own that a caller could as well do in place.
-pub fn sums_as_it_reads(in_channels: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if on_amx(in_channels) {
-        return true;
-    }
-    let _ = in_channels;
-    false
-}
-
-/// [`forward`] of `input + added` (value by value, in f32): the same values
-/// as [`forward`] of the sum. On AMX tiles the sum is taken while the input
-/// is converted to bf16 ([`amx::forward_of_sum`](super::amx::forward_of_sum));
-/// elsewhere it is a pass of its own ([`add_values`]).
+/// A recurrent convolutional layer in inference, each step's batch norm
+/// folded into `layers[k] = (weight, bias)` (`[C, C, 3, 3]`, `[C]`):
+/// `x1 = relu(conv_0(x))`, then `x1 = relu(conv_k(x + x1))`. On AMX tiles
+/// each step but the last writes the next one's bf16 input directly
+/// ([`amx::recurrent_relu`](super::amx::recurrent_relu)); elsewhere the
+/// steps run one by one, each sum in place. The same values either way.
 ///
 /// # Panics
 ///
-/// As [`forward`]; if `added` is not as long as `input`.
-pub fn forward_of_sum(
-    input: &[f32],
-    added: &[f32],
-    maps: Maps,
-    weight: &[f32],
-    out_channels: usize,
-    bias: Option<&[f32]>,
-    act: Activation,
-) -> Vec<f32> {
+/// Without a step; if the lengths do not match the shapes.
+pub fn recurrent_relu(x: &[f32], maps: Maps, layers: &[(&[f32], &[f32])]) -> Vec<f32> {
+    assert!(!layers.is_empty(), "a recurrent layer of at least one step");
     #[cfg(target_arch = "x86_64")]
-    if sums_as_it_reads(maps.channels) {
-        let added = Some(added);
-        return super::amx::forward_of_sum(input, added, maps, weight, out_channels, bias, act);
+    if on_amx(maps.channels) {
+        return super::amx::recurrent_relu(x, maps, layers);
     }
-    forward(
-        &add_values(input, added),
-        maps,
-        weight,
-        out_channels,
-        bias,
-        act,
-    )
+    let c = maps.channels;
+    let mut x1 = forward(x, maps, layers[0].0, c, Some(layers[0].1), Activation::Relu);
+    for (weight, bias) in &layers[1..] {
+        add_to(&mut x1, x);
+        x1 = forward(&x1, maps, weight, c, Some(bias), Activation::Relu);
+    }
+    x1
 }
 
 /// The gradient with respect to the input of [`forward`], from the gradient

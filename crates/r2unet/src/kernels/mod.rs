@@ -27,7 +27,7 @@ use burn::tensor::{DType, Device, Tensor};
 use wide::f32x8;
 
 pub use burn_ops::{
-    add, batch_norm_relu_train, conv1x1, conv3x3, conv3x3_relu, conv3x3_relu_of_sum, max_pool2,
+    add, batch_norm_relu_train, conv1x1, conv3x3, conv3x3_relu, max_pool2, recurrent_relu,
     upsample2,
 };
 pub use tile::{has_bf16, isa};

@@ -72,39 +72,48 @@ impl Rcl {
         }
     }
 
-    /// Step `k`: the layer of `x`, or of `x + x1` after the first step.
-    fn step(&self, x: Tensor<4>, x1: Option<Tensor<4>>, k: usize) -> Tensor<4> {
-        let norm = &self.norms[k.min(self.norms.len() - 1)];
+    fn norm(&self, k: usize) -> &BatchNorm2d {
+        &self.norms[k.min(self.norms.len() - 1)]
+    }
+
+    /// Training step `k` (autodiff: batch statistics).
+    fn step(&self, x: Tensor<4>, k: usize) -> Tensor<4> {
         let weight = self.conv.weight.val();
-        let bias = self.conv.bias.as_ref().map(Param::val);
-        if x.device().is_autodiff() {
-            let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &x.device()));
-            let x = match x1 {
-                Some(x1) => kernels::add(x, x1),
-                None => x,
-            };
-            norm.forward_relu(kernels::conv3x3(x, weight, bias))
-        } else {
-            // Inference: the norm folded into the convolution saves a pass over
-            // the activations (BENCHMARKS.md: inference step 11% faster), and
-            // the sum is taken as the convolution reads its input.
-            let (weight, bias) = norm.fold(weight, bias);
-            match x1 {
-                Some(x1) => kernels::conv3x3_relu_of_sum(x, x1, weight, bias),
-                None => kernels::conv3x3_relu(x, weight, bias),
-            }
-        }
+        let bias = match &self.conv.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([weight.dims()[0]], &x.device()),
+        };
+        self.norm(k).forward_relu(kernels::conv3x3(x, weight, bias))
     }
 
     /// # Shapes
     ///
     /// - `x`: `[b, cin, h, w]` → `[b, cout, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x1 = self.step(x.clone(), None, 0);
+        if !x.device().is_autodiff() {
+            return self.forward_folded(x);
+        }
+        let mut x1 = self.step(x.clone(), 0);
         for k in 1..=self.steps {
-            x1 = self.step(x.clone(), Some(x1), k);
+            x1 = self.step(kernels::add(x.clone(), x1), k);
         }
         x1
+    }
+
+    /// Inference: each step's norm folded into the convolution saves a pass
+    /// over the activations (BENCHMARKS.md: inference step 11% faster), and
+    /// the recurrent steps run as one operation, which on AMX tiles never
+    /// writes the sums `x + x1` in f32 (BENCHMARKS.md, session 16).
+    fn forward_folded(&self, x: Tensor<4>) -> Tensor<4> {
+        let weight = self.conv.weight.val();
+        let bias = self.conv.bias.as_ref().map(Param::val);
+        let fold = |k: usize| self.norm(k).fold(weight.clone(), bias.clone());
+        if self.steps == 0 {
+            let (weight, bias) = fold(0);
+            return kernels::conv3x3_relu(x, weight, bias);
+        }
+        let (weights, biases): (Vec<_>, Vec<_>) = (0..=self.steps).map(fold).unzip();
+        kernels::recurrent_relu(x, Tensor::cat(weights, 0), Tensor::cat(biases, 0))
     }
 
     /// Names as the PyTorch reference: `P.0`/`P.1` for a `Sequential(conv, bn, relu)`,
