@@ -92,12 +92,7 @@ pub fn forward(
     bias: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
-    assert!(
-        available(),
-        "the AMX convolution needs AMX-BF16 and its tile state"
-    );
-    assert!(takes(maps.channels), "AMX: input channels in 16s");
-    assert_eq!(input.len(), maps.len(), "input of {maps:?}");
+    check_input(input, maps);
     assert_eq!(weight.len(), out_channels * maps.channels * 9, "3x3 weight");
     if let Some(bias) = bias {
         assert_eq!(bias.len(), out_channels, "bias");
@@ -127,12 +122,7 @@ pub fn recurrent_relu(x: &[f32], maps: Maps, layers: &[(&[f32], &[f32])]) -> Vec
     let Some(((last_weight, last_bias), between)) = layers.split_last() else {
         panic!("a recurrent layer of at least one step");
     };
-    assert!(
-        available(),
-        "the AMX convolution needs AMX-BF16 and its tile state"
-    );
-    assert!(takes(c), "AMX: input channels in 16s");
-    assert_eq!(x.len(), maps.len(), "input of {maps:?}");
+    check_input(x, maps);
     for (weight, bias) in layers {
         assert_eq!(weight.len(), c * c * 9, "a recurrent step's 3x3 weight");
         assert_eq!(bias.len(), c, "a recurrent step's bias");
@@ -142,22 +132,29 @@ pub fn recurrent_relu(x: &[f32], maps: Maps, layers: &[(&[f32], &[f32])]) -> Vec
     }
     let plan = Plan::new(maps, c);
     let mut pairs = plan.pair_planes(x);
-    let jobs = plan.jobs();
     for (weight, bias) in between {
-        let packed = plan.pack(weight);
         let mut next = Vec::with_capacity(pairs.len());
         let dst = PairsDst(next.as_mut_ptr());
-        jobs.par_iter().for_each(|&job| {
-            let tmp = plan.products(&pairs, &packed, job);
-            // SAFETY: jobs cover every (image, row) once, so their writes
-            // are disjoint and together fill every plane (`write_pairs`).
-            unsafe { plan.write_pairs(&tmp, job, bias, x, &dst) };
+        // SAFETY: jobs cover every (image, row) once, so their writes are
+        // disjoint and together fill every plane (`write_pairs`).
+        plan.each_job(&pairs, weight, |job, tmp| unsafe {
+            plan.write_pairs(tmp, job, bias, x, &dst)
         });
         // SAFETY: every plane was written whole above.
         unsafe { next.set_len(pairs.len()) };
         pairs = next;
     }
     plan.run(&pairs, last_weight, Some(last_bias), Activation::Relu)
+}
+
+/// The checks every AMX pass makes of its input.
+fn check_input(input: &[f32], maps: Maps) {
+    assert!(
+        available(),
+        "the AMX convolution needs AMX-BF16 and its tile state"
+    );
+    assert!(takes(maps.channels), "AMX: input channels in 16s");
+    assert_eq!(input.len(), maps.len(), "input of {maps:?}");
 }
 
 /// The bf16 pair planes being written, by the jobs at disjoint positions.
@@ -273,24 +270,31 @@ impl Plan {
         act: Activation,
     ) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.maps.batch * self.out_channels * self.maps.pixels());
-        let packed = self.pack(weight);
         let dst = Dst(out.as_mut_ptr());
-        self.jobs().into_par_iter().for_each(|job| {
-            let tmp = self.products(pairs, &packed, job);
-            // SAFETY: jobs cover every (image, row) once, so their writes are
-            // disjoint and together fill `out`'s capacity.
-            unsafe { self.write(&tmp, job, bias, act, &dst) };
+        // SAFETY: jobs cover every (image, row) once, so their writes are
+        // disjoint and together fill `out`'s capacity.
+        self.each_job(pairs, weight, |job, tmp| unsafe {
+            self.write(tmp, job, bias, act, &dst)
         });
         // SAFETY: every element was written above.
         unsafe { out.set_len(out.capacity()) };
         out
     }
 
+    /// `write(job, sums)` for every job, in parallel, with the job's sums
+    /// of `weight` over `pairs` ([`Plan::products`]).
+    fn each_job(&self, pairs: &[u32], weight: &[f32], write: impl Fn(Job, &[f32]) + Sync) {
+        let packed = self.pack(weight);
+        self.jobs().into_par_iter().for_each(|job| {
+            write(job, &self.products(pairs, &packed, job));
+        });
+    }
+
     /// The input as bf16 pairs, `[batch][pair][plane]`: pair `p` holds
     /// channels `2p` (low half) and `2p + 1`, at padded position
     /// `(y + 1) * wp + x + 1`, zero around and past the image.
     fn pair_planes(&self, input: &[f32]) -> Vec<u32> {
-        let (h, w, wp) = (self.maps.height, self.maps.width, self.wp);
+        let (h, w) = (self.maps.height, self.maps.width);
         let pixels = self.maps.pixels();
         let len = self.maps.batch * self.pairs * self.plane;
         // Each plane is written whole below (a zeroed buffer first cost a
@@ -302,15 +306,9 @@ impl Plan {
             .for_each(|(bp, plane)| {
                 let lo = &input[2 * bp * pixels..][..pixels];
                 let hi = &input[(2 * bp + 1) * pixels..][..pixels];
-                let zero = std::mem::MaybeUninit::new(0u32);
-                plane[..wp + 1].fill(zero);
-                for y in 0..h {
-                    let row = &mut plane[(y + 1) * wp + 1..][..wp];
-                    pair_row(&mut row[..w], &lo[y * w..][..w], &hi[y * w..][..w]);
-                    // The right padding of this row, the left of the next.
-                    row[w..].fill(zero);
-                }
-                plane[(h + 1) * wp + 1..].fill(zero);
+                self.plane_rows(plane, 0..h, |y, row| {
+                    pair_row(row, &lo[y * w..][..w], &hi[y * w..][..w]);
+                });
             });
         // SAFETY: every plane was written whole above.
         unsafe { planes.set_len(len) };
@@ -506,7 +504,6 @@ impl Plan {
     ) {
         let (h, w, wp) = (self.maps.height, self.maps.width, self.wp);
         let n = self.job_positions(job);
-        let zero = std::mem::MaybeUninit::new(0u32);
         for p in 0..self.pairs {
             // SAFETY: plane p of image b lies inside `dst` (the caller's
             // promise); this job writes only its rows of it.
@@ -516,26 +513,44 @@ impl Plan {
                     self.plane,
                 )
             };
-            if job.y0 == 0 {
-                plane[..wp + 1].fill(zero);
-            }
-            for y in job.y0..job.y1 {
+            let (lo, hi) = (2 * p, 2 * p + 1);
+            self.plane_rows(plane, job.y0..job.y1, |y, row| {
                 let sums = |o: usize| &tmp[o * n + (y - job.y0) * wp..][..w];
                 let input =
                     |o: usize| &residual[((job.b * self.out_channels + o) * h + y) * w..][..w];
-                let row = &mut plane[(y + 1) * wp + 1..][..wp];
-                let (lo, hi) = (2 * p, 2 * p + 1);
                 step_row(
-                    &mut row[..w],
+                    row,
                     [sums(lo), sums(hi)],
                     [bias[lo], bias[hi]],
                     [input(lo), input(hi)],
                 );
-                row[w..].fill(zero);
-            }
-            if job.y1 == h {
-                plane[(h + 1) * wp + 1..].fill(zero);
-            }
+            });
+        }
+    }
+
+    /// Rows `rows` of one pair plane (layout of [`Plan::pair_planes`]):
+    /// `write_row(y, values)` fills image row `y`'s `W` values, and the
+    /// padding is zeroed around them — each row's right padding with the
+    /// next row's left, the rows above the image with the first row and
+    /// the rows below it, with the slack past them, with the last.
+    fn plane_rows(
+        &self,
+        plane: &mut [std::mem::MaybeUninit<u32>],
+        rows: std::ops::Range<usize>,
+        mut write_row: impl FnMut(usize, &mut [std::mem::MaybeUninit<u32>]),
+    ) {
+        let (h, w, wp) = (self.maps.height, self.maps.width, self.wp);
+        let zero = std::mem::MaybeUninit::new(0u32);
+        if rows.start == 0 {
+            plane[..wp + 1].fill(zero);
+        }
+        for y in rows.clone() {
+            let row = &mut plane[(y + 1) * wp + 1..][..wp];
+            write_row(y, &mut row[..w]);
+            row[w..].fill(zero);
+        }
+        if rows.end == h {
+            plane[(h + 1) * wp + 1..].fill(zero);
         }
     }
 }
