@@ -28,9 +28,9 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::Maps;
 use super::conv::Activation;
 use super::tile::to_bf16;
+use super::{Disjoint, Maps};
 
 /// Whether the AMX path can run: AMX-TILE and AMX-BF16 reported by the CPU,
 /// AVX-512 not capped by `R2UNET_ISA` (`R2UNET_ISA=avx512` keeps AVX-512
@@ -134,8 +134,8 @@ pub fn recurrent_relu(x: &[f32], maps: Maps, layers: &[(&[f32], &[f32])]) -> Vec
     let mut pairs = plan.pair_planes(x);
     for (weight, bias) in between {
         let mut next = Vec::with_capacity(pairs.len());
-        let dst = PairsDst(next.as_mut_ptr());
-        // SAFETY: jobs cover every (image, row) once, so their writes are
+        let dst = Disjoint::new(&mut next);
+        // SAFETY: jobs cover every (image, row) once, so their parts are
         // disjoint and together fill every plane (`write_pairs`).
         plan.each_job(&pairs, weight, |job, tmp| unsafe {
             plan.write_pairs(tmp, job, bias, x, &dst)
@@ -156,16 +156,6 @@ fn check_input(input: &[f32], maps: Maps) {
     assert!(takes(maps.channels), "AMX: input channels in 16s");
     assert_eq!(input.len(), maps.len(), "input of {maps:?}");
 }
-
-/// The bf16 pair planes being written, by the jobs at disjoint positions.
-struct PairsDst(*mut u32);
-// SAFETY: the jobs write disjoint elements (see `recurrent_relu`).
-unsafe impl Sync for PairsDst {}
-
-/// The output buffer, written by the jobs at disjoint positions.
-struct Dst(*mut f32);
-// SAFETY: the jobs write disjoint elements (see `forward`).
-unsafe impl Sync for Dst {}
 
 /// Channel pairs per tile row block: 16 (a full 64-byte tile row) where the
 /// pairs come in 16s, else 8.
@@ -270,7 +260,7 @@ impl Plan {
         act: Activation,
     ) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.maps.batch * self.out_channels * self.maps.pixels());
-        let dst = Dst(out.as_mut_ptr());
+        let dst = Disjoint::new(&mut out);
         // SAFETY: jobs cover every (image, row) once, so their writes are
         // disjoint and together fill `out`'s capacity.
         self.each_job(pairs, weight, |job, tmp| unsafe {
@@ -460,7 +450,7 @@ impl Plan {
         job: Job,
         bias: Option<&[f32]>,
         act: Activation,
-        dst: &Dst,
+        dst: &Disjoint<f32>,
     ) {
         let (h, w) = (self.maps.height, self.maps.width);
         let n = self.job_positions(job);
@@ -470,14 +460,9 @@ impl Plan {
                 let src = &tmp[o * n + (y - job.y0) * self.wp..][..w];
                 // SAFETY: row y of channel o of image b lies inside the
                 // output, and only this job writes it (the caller's promise).
-                let row = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        dst.0.add(((job.b * self.out_channels + o) * h + y) * w),
-                        w,
-                    )
-                };
+                let row = unsafe { dst.part(((job.b * self.out_channels + o) * h + y) * w, w) };
                 for (d, &s) in row.iter_mut().zip(src) {
-                    *d = act.apply(s + add);
+                    d.write(act.apply(s + add));
                 }
             }
         }
@@ -500,21 +485,18 @@ impl Plan {
         job: Job,
         bias: &[f32],
         residual: &[f32],
-        dst: &PairsDst,
+        dst: &Disjoint<u32>,
     ) {
         let (h, w, wp) = (self.maps.height, self.maps.width, self.wp);
         let n = self.job_positions(job);
+        let (start, end) = self.rows_part(job.y0..job.y1);
         for p in 0..self.pairs {
             // SAFETY: plane p of image b lies inside `dst` (the caller's
-            // promise); this job writes only its rows of it.
-            let plane = unsafe {
-                std::slice::from_raw_parts_mut(
-                    dst.0.add((job.b * self.pairs + p) * self.plane).cast(),
-                    self.plane,
-                )
-            };
+            // promise), and this job's part of it is no other job's.
+            let part =
+                unsafe { dst.part((job.b * self.pairs + p) * self.plane + start, end - start) };
             let (lo, hi) = (2 * p, 2 * p + 1);
-            self.plane_rows(plane, job.y0..job.y1, |y, row| {
+            self.plane_rows(part, job.y0..job.y1, |y, row| {
                 let sums = |o: usize| &tmp[o * n + (y - job.y0) * wp..][..w];
                 let input =
                     |o: usize| &residual[((job.b * self.out_channels + o) * h + y) * w..][..w];
@@ -528,29 +510,46 @@ impl Plan {
         }
     }
 
-    /// Rows `rows` of one pair plane (layout of [`Plan::pair_planes`]):
+    /// The part of a pair plane (layout of [`Plan::pair_planes`]) that
+    /// [`Plan::plane_rows`] writes for image rows `rows`: from the row's
+    /// left padding (the plane's start for the first row) up to the next
+    /// part (the plane's end after the last row). The parts of a split of
+    /// the rows are disjoint and cover the plane.
+    fn rows_part(&self, rows: std::ops::Range<usize>) -> (usize, usize) {
+        let at = |y: usize| match y {
+            0 => 0,
+            y if y == self.maps.height => self.plane,
+            y => (y + 1) * self.wp + 1,
+        };
+        (at(rows.start), at(rows.end))
+    }
+
+    /// Rows `rows` of one pair plane, `part` being their [`Plan::rows_part`]:
     /// `write_row(y, values)` fills image row `y`'s `W` values, and the
     /// padding is zeroed around them — each row's right padding with the
     /// next row's left, the rows above the image with the first row and
     /// the rows below it, with the slack past them, with the last.
     fn plane_rows(
         &self,
-        plane: &mut [std::mem::MaybeUninit<u32>],
+        part: &mut [std::mem::MaybeUninit<u32>],
         rows: std::ops::Range<usize>,
         mut write_row: impl FnMut(usize, &mut [std::mem::MaybeUninit<u32>]),
     ) {
         let (h, w, wp) = (self.maps.height, self.maps.width, self.wp);
         let zero = std::mem::MaybeUninit::new(0u32);
+        // Plane position `q` is `part[q - start]`.
+        let (start, end) = self.rows_part(rows.clone());
+        debug_assert_eq!(part.len(), end - start, "the rows' part of the plane");
         if rows.start == 0 {
-            plane[..wp + 1].fill(zero);
+            part[..wp + 1].fill(zero);
         }
         for y in rows.clone() {
-            let row = &mut plane[(y + 1) * wp + 1..][..wp];
+            let row = &mut part[(y + 1) * wp + 1 - start..][..wp];
             write_row(y, &mut row[..w]);
             row[w..].fill(zero);
         }
         if rows.end == h {
-            plane[(h + 1) * wp + 1..].fill(zero);
+            part[(h + 1) * wp + 1 - start..].fill(zero);
         }
     }
 }

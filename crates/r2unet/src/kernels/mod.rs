@@ -20,6 +20,7 @@ pub mod resample;
 mod tile;
 pub mod winograd;
 
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
@@ -193,6 +194,38 @@ pub(crate) fn own_kernels_apply(x: &Tensor<4>) -> bool {
     !burn_kernels_forced() && x.dtype() == DType::F32 && x.device().inner() == Device::flex()
 }
 
+/// An output buffer that parallel jobs write at disjoint positions, where a
+/// job's share is not one contiguous chunk (its rows of every output
+/// channel): each job takes the parts it writes with [`Disjoint::part`].
+/// Built on the spare capacity of a vector, which the caller sets to its
+/// length once every value is written, so nothing is zeroed first.
+pub(crate) struct Disjoint<T>(*mut MaybeUninit<T>);
+
+// SAFETY: the jobs write disjoint elements (the promise of every
+// `Disjoint::part` call), so sharing the pointer between threads races on
+// nothing.
+unsafe impl<T: Send> Sync for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    /// The spare capacity of the empty vector `v`.
+    pub(crate) fn new(v: &mut Vec<T>) -> Self {
+        assert!(v.is_empty(), "a Disjoint buffer is written from the start");
+        Self(v.spare_capacity_mut().as_mut_ptr())
+    }
+
+    /// Elements `at..at + len` of the buffer.
+    ///
+    /// # Safety
+    ///
+    /// `at + len` must be within the vector's capacity, and no other part
+    /// holding these elements may be alive (no other job writes them).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn part(&self, at: usize, len: usize) -> &mut [MaybeUninit<T>] {
+        // SAFETY: in bounds and unaliased (the caller's promise).
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
+    }
+}
+
 /// A vector of `len` values filled in chunks of `chunk` by `f(index, chunk)`
 /// on rayon's pool, each chunk zeroed by the thread that then fills it.
 /// `vec![0.0; len]` would zero all of it first on one thread, a pass over
@@ -204,7 +237,6 @@ pub(crate) fn par_filled(
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
     use rayon::prelude::*;
-    use std::mem::MaybeUninit;
     let mut v = Vec::with_capacity(len);
     v.spare_capacity_mut()[..len]
         .par_chunks_mut(chunk.max(1))

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::conv::Activation;
 use super::tile::{MR, NR, tile};
-use super::{Maps, par_filled};
+use super::{Disjoint, Maps};
 
 /// [`conv::forward`](super::conv::forward) by F(2x2, 3x3): same arguments,
 /// same result up to rounding.
@@ -44,55 +44,55 @@ pub fn forward(
         return Vec::new();
     }
     let packed = transform_weights(weight, out_channels, c);
-    // Per tile, its 2x2 outputs for every output channel: [tile][o][4].
     let strips = tiles.div_ceil(NR);
+    let (image_tiles, plane) = (th * tw, h * w);
+    let image_len = out_channels * plane;
+    // Each strip writes its tiles' outputs in place: a gather from per-strip
+    // blocks afterwards was a pass of its own, on one thread per image.
+    let mut out = Vec::with_capacity(maps.batch * image_len);
+    let dst = Disjoint::new(&mut out);
     // One strip per task, the transforms' buffers reused within a worker:
     // fixed groups of strips left a short last group, so one worker had
     // more (at 12x12, 36 strips in groups of 5: 20 strips against 16).
-    let blocks: Vec<Vec<f32>> = (0..strips)
-        .into_par_iter()
-        .map_init(
-            || {
-                let v = vec![0.0f32; 16 * c * NR];
-                (v, vec![0.0f32; out_channels * 16 * NR])
-            },
-            |(v, m), s| {
-                let (t0, nt) = (s * NR, NR.min(tiles - s * NR));
-                transform_input(input, maps, t0, nt, v);
-                multiply(&packed, v, c, out_channels, m);
-                let mut ys = vec![0.0f32; nt * out_channels * 4];
-                for o in 0..out_channels {
-                    let b = bias.map_or(0.0, |b| b[o]);
-                    let y = inverse(&m[o * 16 * NR..][..16 * NR]);
-                    for j in 0..nt {
-                        let at = (j * out_channels + o) * 4;
-                        let values = [0, 1, 2, 3].map(|k| act.apply(y[k][j] + b));
-                        ys[at..at + 4].copy_from_slice(&values);
-                    }
-                }
-                ys
-            },
-        )
-        .collect();
-    // Tile `t` is in block (strip) `t / NR`, read in place (no concatenation).
-    let (image_tiles, image_len) = (th * tw, out_channels * h * w);
-    par_filled(maps.batch * image_len, image_len, |b, image| {
-        let first = b * image_tiles;
-        for t in 0..image_tiles {
-            let (ty, tx) = (t / tw, t % tw);
-            let (block, at) = ((first + t) / NR, (first + t) % NR);
-            let src = &blocks[block][at * out_channels * 4..][..out_channels * 4];
+    (0..strips).into_par_iter().for_each_init(
+        || {
+            let v = vec![0.0f32; 16 * c * NR];
+            (v, vec![0.0f32; out_channels * 16 * NR])
+        },
+        |(v, m), s| {
+            let (t0, nt) = (s * NR, NR.min(tiles - s * NR));
+            transform_input(input, maps, t0, nt, v);
+            multiply(&packed, v, c, out_channels, m);
+            // Each tile's first output pixel (channel 0), and its rows and
+            // columns inside the image.
+            let blocks: Vec<(usize, usize, usize)> = (t0..t0 + nt)
+                .map(|t| {
+                    let (b, ty, tx) = (t / image_tiles, t % image_tiles / tw, t % tw);
+                    let at = b * image_len + 2 * ty * w + 2 * tx;
+                    (at, 2.min(h - 2 * ty), 2.min(w - 2 * tx))
+                })
+                .collect();
             for o in 0..out_channels {
-                let block = &src[o * 4..][..4];
-                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                    let (y, x) = (2 * ty + dy, 2 * tx + dx);
-                    if y < h && x < w {
-                        image[(o * h + y) * w + x] = block[dy * 2 + dx];
+                let add = bias.map_or(0.0, |b| b[o]);
+                let y = inverse(&m[o * 16 * NR..][..16 * NR]);
+                for (j, &(at, rows, cols)) in blocks.iter().enumerate() {
+                    for dy in 0..rows {
+                        // SAFETY: a row of tile j's 2x2 block, inside the
+                        // output; each tile is in one strip only, so no
+                        // other task writes it.
+                        let row = unsafe { dst.part(at + o * plane + dy * w, cols) };
+                        for (dx, d) in row.iter_mut().enumerate() {
+                            d.write(act.apply(y[dy * 2 + dx][j] + add));
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    );
+    // SAFETY: the strips cover every tile, and every tile's outputs inside
+    // the image were written above.
+    unsafe { out.set_len(maps.batch * image_len) };
+    out
 }
 
 /// The weight gradient of [`forward`] (`[out_channels, C, 3, 3]`, without
