@@ -5,12 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use r2unet::data::Split;
+use r2unet::data::{SampleIter, Split};
 use r2unet::device::DeviceChoice;
-use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
+use r2unet::eval::evaluate::{EvalOptions, EvalReport, TunedThreshold, tune_threshold};
 use r2unet::eval::report::{ReportOut, evaluate_into};
+use r2unet::infer::Inference;
+use r2unet::model::{Preprocess, UNet};
 use r2unet::segment::TrainedModel;
 use r2unet::train::curve::{epoch_curve, read_curve, write_curve};
+use r2unet::train::prepare::held_out_samples;
 use r2unet::train::{RunDir, trained_on_every_image};
 
 use crate::data_args::DataArgs;
@@ -49,6 +52,16 @@ pub struct EvalArgs {
     /// Split to evaluate: test, val, train or all.
     #[arg(long, default_value = "test")]
     split: Split,
+    /// Evaluate on the training images the run held out whole for
+    /// validation (whole-image tasks: PH2, lung CT, folders), read from the
+    /// run's own configuration: a threshold or inference options (--tta,
+    /// --mode) chosen there never sees the test images. No threshold is tuned.
+    #[arg(
+        long,
+        requires = "run",
+        conflicts_with_all = ["split", "dataset", "data", "tune_on", "every_epoch"]
+    )]
+    held_out: bool,
     /// Fixed threshold of the binary metrics, in (0, 1).
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
@@ -156,6 +169,24 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         model.config.size_multiple(),
         args.concurrent_images as usize,
     )?;
+    if args.held_out {
+        let run = args.run.as_deref().context("--held-out needs --run")?;
+        let config = RunDir(run.to_path_buf()).read_config()?;
+        let images = held_out_samples(&config)?;
+        let header = format!("{} held-out", config.dataset);
+        let samples: SampleIter = Box::new(images.into_iter().map(Ok));
+        return evaluate_and_print(
+            &args,
+            &model,
+            &preprocess,
+            inference,
+            None,
+            samples,
+            &header,
+            &weights,
+            &device,
+        );
+    }
     let data = args.data.resolve()?;
     let name = data.name();
     let tune_split = match args.tune_on.as_str() {
@@ -193,6 +224,35 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let header = format!("{name} {}", args.split);
+    let samples = data.samples(args.split)?;
+    evaluate_and_print(
+        &args,
+        &model,
+        &preprocess,
+        inference,
+        tuned,
+        samples,
+        &header,
+        &weights,
+        &device,
+    )
+}
+
+/// Evaluates `model` on `samples` as `args` ask, writing the report folder
+/// and printing the summary (or the JSON report) under `header`.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_and_print(
+    args: &EvalArgs,
+    model: &UNet,
+    preprocess: &Preprocess,
+    inference: Inference,
+    tuned: Option<TunedThreshold>,
+    samples: SampleIter,
+    header: &str,
+    weights: &Path,
+    device: &r2unet::device::Device,
+) -> anyhow::Result<()> {
     let eval_opts = EvalOptions {
         inference,
         threshold: args.threshold,
@@ -204,21 +264,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let out = args.out.as_deref().map(|dir| ReportOut {
         dir,
         pictures: !args.no_pictures,
-        title: format!("{name} {} — {}", args.split, weights.display()),
+        title: format!("{header} — {}", weights.display()),
     });
-    let report = evaluate_into(
-        &model,
-        &preprocess,
-        data.samples(args.split)?,
-        &eval_opts,
-        out.as_ref(),
-        &device,
-    )
-    .with_context(|| format!("evaluating {} on {name} {}", weights.display(), args.split))?;
+    let report = evaluate_into(model, preprocess, samples, &eval_opts, out.as_ref(), device)
+        .with_context(|| format!("evaluating {} on {header}", weights.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_summary(&report, &format!("{name} {}", args.split));
+        print_summary(&report, header);
         if let Some(out) = &args.out {
             println!("  report: {}", out.join("report.md").display());
         }

@@ -290,6 +290,13 @@ fn train_then_eval_then_resume_end_to_end() {
         assert!(report.join(f).exists(), "{f}");
     }
 
+    // A retina run validates on patches of every training image: it has no
+    // held-out images to evaluate, and says so.
+    let out = r2unet(&["eval", "--run", run.to_str().unwrap(), "--held-out"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("patches of every training image"), "{err}");
+
     // Every kept epoch model on the same images: accuracy against patches seen.
     let curve = tmp.path().join("curve");
     let every = |run: &std::path::Path| {

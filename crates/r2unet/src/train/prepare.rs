@@ -3,6 +3,7 @@
 //! and resized whole images for the other tasks.
 
 use crate::data::fov::fov_diameter;
+use crate::data::patches::{PatchConfig, sample_patches};
 use crate::data::preprocess::retina_protocol;
 use crate::data::synthetic::SyntheticRetina;
 use crate::data::{DatasetKind, Sample, Split};
@@ -87,6 +88,58 @@ pub fn prepare(
         .map(|s| preprocess.apply(s))
         .collect::<Result<_>>()?;
     Ok((preprocess, prepared))
+}
+
+/// How a run with `config` draws its patches from the prepared samples:
+/// FOV-centred patches of every training image (retina), or each resized
+/// whole image once (`whole_image`: PH2, lung CT, folders); `val_fraction`
+/// of them held out for validation.
+pub(crate) fn patch_config(config: &TrainConfig, whole_image: bool) -> PatchConfig {
+    PatchConfig {
+        size: config.patch_size,
+        per_image: if whole_image {
+            1
+        } else {
+            config.patches_per_image
+        },
+        inside_fov: !whole_image,
+        val_fraction: config.val_fraction,
+        seed: config.seed,
+    }
+}
+
+/// The training images that a run with `config` held out whole for
+/// validation, as its trainer drew them: whole-image tasks (PH2, lung CT,
+/// folders, NIfTI slices) validate on whole images, so their metrics at
+/// full size (`eval --held-out`) can choose a threshold or inference
+/// options without the test images.
+///
+/// # Errors
+///
+/// Data errors; [`Error::Invalid`] for a retina run, which holds out
+/// patches of every training image rather than whole images.
+pub fn held_out_samples(config: &TrainConfig) -> Result<Vec<Sample>> {
+    let raw = training_samples(config)?;
+    let (preprocess, prepared) = prepare(
+        config.dataset,
+        config.data.is_none(),
+        config.patch_size,
+        &raw,
+    )?;
+    if !matches!(preprocess, Preprocess::Resize { .. }) {
+        return Err(Error::invalid(
+            "held-out images",
+            format!(
+                "a {} run holds out patches of every training image, not whole images; \
+                 evaluate on another split",
+                config.dataset
+            ),
+        ));
+    }
+    let (_, val) = sample_patches(&prepared, &patch_config(config, true))?;
+    let mut images: Vec<usize> = val.iter().map(|r| r.image as usize).collect();
+    images.sort_unstable();
+    Ok(images.into_iter().map(|i| raw[i].clone()).collect())
 }
 
 /// The median FOV diameter ([`fov_diameter`]) of `samples`, in pixels.

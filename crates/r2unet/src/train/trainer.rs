@@ -25,9 +25,9 @@ use super::checkpoint::{EpochRecord, RunDir, RunState};
 use super::config::{LossKind, TrainConfig};
 use super::loss::{bce_with_logits, dice_with_logits};
 use super::parallel::{shard_ranges, sharded_gradients};
-use super::prepare::{prepare, training_samples};
+use super::prepare::{patch_config, prepare, training_samples};
 use crate::data::augment::Augment;
-use crate::data::patches::{PatchBatch, PatchBatcher, PatchConfig, PatchDataset, sample_patches};
+use crate::data::patches::{PatchBatch, PatchBatcher, PatchDataset, sample_patches};
 use crate::error::{Error, Result};
 use crate::eval::{Confusion, RocAccumulator, ZeroDivision};
 use crate::model::Preprocess;
@@ -230,14 +230,7 @@ impl Trainer {
         drop(raw);
         let channels = samples[0].image.channels;
         let whole_image = matches!(preprocess, Preprocess::Resize { .. });
-        let patch_cfg = PatchConfig {
-            size: c.patch_size,
-            per_image: if whole_image { 1 } else { c.patches_per_image },
-            inside_fov: !whole_image,
-            val_fraction: c.val_fraction,
-            seed: c.seed,
-        };
-        let (train_refs, val_refs) = sample_patches(&samples, &patch_cfg)?;
+        let (train_refs, val_refs) = sample_patches(&samples, &patch_config(c, whole_image))?;
         let samples = Arc::new(samples);
         let augment = if c.augment {
             Augment::default()

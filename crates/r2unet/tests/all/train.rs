@@ -16,6 +16,7 @@ use r2unet::data::{DatasetKind, LoadOptions};
 use r2unet::eval::{Confusion, ZeroDivision};
 use r2unet::model::{Architecture, Preset, load_model};
 use r2unet::train::loss::bce_with_logits;
+use r2unet::train::prepare::held_out_samples;
 use r2unet::train::{Event, LossKind, Outcome, RunDir, RunState, Schedule, TrainConfig, Trainer};
 
 use burn::data::dataloader::batcher::Batcher;
@@ -412,6 +413,17 @@ fn whole_image_tasks_train_on_resized_rgb_images() {
         val_fraction: 0.34,
         ..tiny_config(2)
     };
+    // The images the run validates on, whole: 2 of the 6 (round(6 x 0.34)),
+    // the same ones each time.
+    let held_out = held_out_samples(&config).unwrap();
+    let ids: Vec<&str> = held_out.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with("case")), "{ids:?}");
+    let again = held_out_samples(&config).unwrap();
+    assert_eq!(again.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ids);
+    // A retina run holds out patches, not images: refused, saying so.
+    let err = held_out_samples(&tiny_config(1)).unwrap_err().to_string();
+    assert!(err.contains("patches of every training image"), "{err}");
     let Outcome::Finished(state) = run_to_end(config, &tmp.path().join("run"), None) else {
         panic!()
     };
