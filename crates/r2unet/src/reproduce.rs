@@ -157,28 +157,37 @@ pub const PAPER_BATCH_SIZE: usize = 32;
 /// How `reproduce --train` trains `model` on `kind`: the default retina
 /// protocol (48x48 FOV patches, 600 per image, 10 epochs, batch 32) for
 /// fundus sets; whole images resized to 128 (PH2, 50 epochs) or 256 (lung
-/// CT, 30 epochs: 256 keeps the lung border closer to the 512x512 masks
-/// than 192 did), batch 8, for the others. Retina widths throughout: the
-/// classic 39 M-parameter preset is out of reach of a 2-core CPU.
+/// CT, 40 epochs: 256 keeps the lung border closer to the 512x512 masks
+/// than 192 did), batch 8, for the others. Retina widths, and for lung CT
+/// a fifth level (256 channels at 16x16: context across the whole chest)
+/// with BCE + Dice, chosen on its 19 validation slices (F1 0.9894 against
+/// 0.9882 for four levels and BCE over 30 epochs). The classic 39
+/// M-parameter preset is out of reach of a 2-core CPU.
 pub fn train_config(kind: DatasetKind, model: Architecture, data: &Path) -> TrainConfig {
     let (epochs, patches_per_image, patch_size, batch_size) = match kind {
         DatasetKind::Ph2 => (50, 1, 128, 8),
-        DatasetKind::Lung => (30, 1, 256, 8),
+        DatasetKind::Lung => (40, 1, 256, 8),
         _ => (10, 600, 48, 32),
     };
+    let mut model = Preset::Retina.config(model).with_patch_size(patch_size);
+    let mut loss = LossKind::Bce;
+    if kind == DatasetKind::Lung {
+        model = model.with_widths(vec![16, 32, 64, 128, 256]);
+        loss = LossKind::BceDice;
+    }
     TrainConfig {
         dataset: kind,
         data: Some(data.to_path_buf()),
         synthetic_images: 0,
         load: LoadOptions::default(),
-        model: Preset::Retina.config(model).with_patch_size(patch_size),
+        model,
         epochs,
         patches_per_image,
         patch_size,
         batch_size,
         lr: 1e-3,
         schedule: Schedule::Cosine,
-        loss: LossKind::Bce,
+        loss,
         pos_weight: None,
         val_fraction: 0.1,
         augment: true,
