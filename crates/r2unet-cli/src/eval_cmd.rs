@@ -7,10 +7,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use r2unet::data::{SampleIter, Split};
 use r2unet::device::DeviceChoice;
-use r2unet::eval::evaluate::{EvalOptions, EvalReport, TunedThreshold, tune_threshold};
+use r2unet::eval::evaluate::{EvalOptions, EvalReport, tune_threshold};
 use r2unet::eval::report::{ReportOut, evaluate_into};
-use r2unet::infer::Inference;
-use r2unet::model::{Preprocess, UNet};
 use r2unet::segment::TrainedModel;
 use r2unet::train::curve::{epoch_curve, read_curve, write_curve};
 use r2unet::train::prepare::held_out_samples;
@@ -157,102 +155,69 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let TrainedModel {
         model, preprocess, ..
     } = trained;
-    if args.split != Split::All && trained_on_every_image(&weights)? {
-        eprintln!(
-            "warning: {} was trained on every image of its dataset (train --all-images), \
-             the {} split included: on that dataset these metrics are not held out",
-            weights.display(),
-            args.split
-        );
-    }
     let inference = args.infer.inference(
         model.config.size_multiple(),
         args.concurrent_images as usize,
     )?;
-    if args.held_out {
-        let run = args.run.as_deref().context("--held-out needs --run")?;
-        let config = RunDir(run.to_path_buf()).read_config()?;
-        let images = held_out_samples(&config)?;
-        let header = format!("{} held-out", config.dataset);
-        let samples: SampleIter = Box::new(images.into_iter().map(Ok));
-        return evaluate_and_print(
-            &args,
-            &model,
-            &preprocess,
-            inference,
-            None,
-            samples,
-            &header,
-            &weights,
-            &device,
-        );
-    }
-    let data = args.data.resolve()?;
-    let name = data.name();
-    let tune_split = match args.tune_on.as_str() {
-        "none" => None,
-        // `all` overlaps every split (and a flat folder's `train` is `all`): no tuning.
-        "auto" if args.split == Split::All => None,
-        "auto" => [Split::Val, Split::Train]
-            .into_iter()
-            .find(|&s| s != args.split && data.samples(s).is_ok()),
-        other => {
-            let s: Split = other
-                .parse()
-                .map_err(|e| anyhow::anyhow!("--tune-on {other}: {e}; or auto / none"))?;
-            anyhow::ensure!(
-                s != args.split && s != Split::All && args.split != Split::All,
-                "--tune-on {s}: the threshold must be chosen on other images than the evaluated {} split",
-                args.split
-            );
-            Some(s)
+    // The images: the run's held-out ones, or the split (with a threshold
+    // tuned on another split).
+    let (header, tuned, samples) = match args.run.as_deref().filter(|_| args.held_out) {
+        Some(run) => {
+            let config = RunDir(run.to_path_buf()).read_config()?;
+            let images = held_out_samples(&config)?;
+            let samples: SampleIter = Box::new(images.into_iter().map(Ok));
+            (format!("{} held-out", config.dataset), None, samples)
+        }
+        None => {
+            if args.split != Split::All && trained_on_every_image(&weights)? {
+                eprintln!(
+                    "warning: {} was trained on every image of its dataset (train --all-images), \
+                     the {} split included: on that dataset these metrics are not held out",
+                    weights.display(),
+                    args.split
+                );
+            }
+            let data = args.data.resolve()?;
+            let name = data.name();
+            let tune_split = match args.tune_on.as_str() {
+                "none" => None,
+                // `all` overlaps every split (and a flat folder's `train` is `all`): no tuning.
+                "auto" if args.split == Split::All => None,
+                "auto" => [Split::Val, Split::Train]
+                    .into_iter()
+                    .find(|&s| s != args.split && data.samples(s).is_ok()),
+                other => {
+                    let s: Split = other
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("--tune-on {other}: {e}; or auto / none"))?;
+                    anyhow::ensure!(
+                        s != args.split && s != Split::All && args.split != Split::All,
+                        "--tune-on {s}: the threshold must be chosen on other images than the evaluated {} split",
+                        args.split
+                    );
+                    Some(s)
+                }
+            };
+            let tuned = match tune_split {
+                Some(s) => {
+                    let images = data.samples(s)?;
+                    let on = format!("F1-optimal on {name} {s}");
+                    eprintln!("choosing the F1-optimal threshold on {name} {s} ...");
+                    Some(tune_threshold(
+                        &model,
+                        &preprocess,
+                        &inference,
+                        images,
+                        &on,
+                        &device,
+                    )?)
+                }
+                None => None,
+            };
+            let header = format!("{name} {}", args.split);
+            (header, tuned, data.samples(args.split)?)
         }
     };
-    let tuned = match tune_split {
-        Some(s) => {
-            let images = data.samples(s)?;
-            let on = format!("F1-optimal on {name} {s}");
-            eprintln!("choosing the F1-optimal threshold on {name} {s} ...");
-            Some(tune_threshold(
-                &model,
-                &preprocess,
-                &inference,
-                images,
-                &on,
-                &device,
-            )?)
-        }
-        None => None,
-    };
-    let header = format!("{name} {}", args.split);
-    let samples = data.samples(args.split)?;
-    evaluate_and_print(
-        &args,
-        &model,
-        &preprocess,
-        inference,
-        tuned,
-        samples,
-        &header,
-        &weights,
-        &device,
-    )
-}
-
-/// Evaluates `model` on `samples` as `args` ask, writing the report folder
-/// and printing the summary (or the JSON report) under `header`.
-#[allow(clippy::too_many_arguments)]
-fn evaluate_and_print(
-    args: &EvalArgs,
-    model: &UNet,
-    preprocess: &Preprocess,
-    inference: Inference,
-    tuned: Option<TunedThreshold>,
-    samples: SampleIter,
-    header: &str,
-    weights: &Path,
-    device: &r2unet::device::Device,
-) -> anyhow::Result<()> {
     let eval_opts = EvalOptions {
         inference,
         threshold: args.threshold,
@@ -266,12 +231,19 @@ fn evaluate_and_print(
         pictures: !args.no_pictures,
         title: format!("{header} — {}", weights.display()),
     });
-    let report = evaluate_into(model, preprocess, samples, &eval_opts, out.as_ref(), device)
-        .with_context(|| format!("evaluating {} on {header}", weights.display()))?;
+    let report = evaluate_into(
+        &model,
+        &preprocess,
+        samples,
+        &eval_opts,
+        out.as_ref(),
+        &device,
+    )
+    .with_context(|| format!("evaluating {} on {header}", weights.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_summary(&report, header);
+        print_summary(&report, &header);
         if let Some(out) = &args.out {
             println!("  report: {}", out.join("report.md").display());
         }
