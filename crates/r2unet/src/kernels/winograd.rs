@@ -74,18 +74,17 @@ pub fn forward(
             transform_input(input, maps, t0, nt, v);
             multiply(&packed, v, c, out_channels, m);
             // Each tile's first output pixel (channel 0), and its rows and
-            // columns inside the image.
-            let blocks: Vec<(usize, usize, usize)> = (t0..t0 + nt)
-                .map(|t| {
-                    let (b, ty, tx) = (t / image_tiles, t % image_tiles / tw, t % tw);
-                    let at = b * image_len + 2 * ty * w + 2 * tx;
-                    (at, 2.min(h - 2 * ty), 2.min(w - 2 * tx))
-                })
-                .collect();
+            // columns inside the image (on the stack: no allocation per strip).
+            let blocks: [(usize, usize, usize); NR] = std::array::from_fn(|j| {
+                let t = t0 + j.min(nt - 1);
+                let (b, ty, tx) = (t / image_tiles, t % image_tiles / tw, t % tw);
+                let at = b * image_len + 2 * ty * w + 2 * tx;
+                (at, 2.min(h - 2 * ty), 2.min(w - 2 * tx))
+            });
             for o in 0..out_channels {
                 let add = bias.map_or(0.0, |b| b[o]);
                 let y = inverse(&m[o * 16 * NR..][..16 * NR]);
-                for (j, &(at, rows, cols)) in blocks.iter().enumerate() {
+                for (j, &(at, rows, cols)) in blocks.iter().enumerate().take(nt) {
                     for dy in 0..rows {
                         // SAFETY: a row of tile j's 2x2 block, inside the
                         // output; each tile is in one strip only, so no
