@@ -54,6 +54,42 @@ pub(crate) fn amx_allowed() -> bool {
     isa_cap() >= 3 && x86::has_avx512()
 }
 
+/// Whether the tiles run on AVX-512 ([`isa`]).
+#[inline(always)]
+pub(crate) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::has_avx512()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `f()`, compiled for the widest vector instructions the tiles run on
+/// ([`isa`]): element-wise work around the tiles (transforms, gathers) that
+/// the compiler vectorises, which in a default build it may only do for the
+/// baseline x86-64's 128-bit registers. `f` and what it calls inline (mark
+/// them `#[inline(always)]`) get the wider instructions. Floating-point
+/// results are the same on every path: Rust contracts no multiply and add
+/// into one fused operation unless asked to.
+#[inline(always)]
+pub fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::has_avx512() {
+            // SAFETY: AVX-512 F and VL are present.
+            return unsafe { x86::wide_avx512(f) };
+        }
+        if x86::has_avx2_fma() {
+            // SAFETY: AVX2 and FMA are present.
+            return unsafe { x86::wide_avx2(f) };
+        }
+    }
+    f()
+}
+
 /// Rows of [`tile`] (output channels in the Winograd products).
 pub const MR: usize = 8;
 /// Columns of [`tile`] (tiles or input channels): two 512-bit registers.
@@ -355,6 +391,26 @@ mod x86 {
                 unsafe { _mm512_storeu_ps(row.as_mut_ptr().add(16 * v), *x) };
             }
         }
+    }
+
+    /// [`super::wide`] on AVX-512.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F and VL must be present.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub unsafe fn wide_avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// [`super::wide`] on AVX2.
+    ///
+    /// # Safety
+    ///
+    /// AVX2 and FMA must be present.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn wide_avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
     }
 
     pub fn has_avx2_fma() -> bool {

@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::conv::Activation;
-use super::tile::{MR, NR, tile};
+use super::tile::{MR, NR, tile, wide};
 use super::{Disjoint, Maps};
 
 thread_local! {
@@ -55,8 +55,7 @@ pub fn forward(
     }
     let packed = transform_weights(weight, out_channels, c);
     let strips = tiles.div_ceil(NR);
-    let (image_tiles, plane) = (th * tw, h * w);
-    let image_len = out_channels * plane;
+    let image_len = out_channels * h * w;
     // Each strip writes its tiles' outputs in place: a gather from per-strip
     // blocks afterwards was a pass of its own, on one thread per image.
     let mut out = Vec::with_capacity(maps.batch * image_len);
@@ -71,31 +70,31 @@ pub fn forward(
             v.resize(16 * c * NR, 0.0);
             m.resize(out_channels * 16 * NR, 0.0);
             let (t0, nt) = (s * NR, NR.min(tiles - s * NR));
-            transform_input(input, maps, t0, nt, v);
-            multiply(&packed, v, c, out_channels, m);
-            // Each tile's first output pixel (channel 0), and its rows and
-            // columns inside the image (on the stack: no allocation per strip).
-            let blocks: [(usize, usize, usize); NR] = std::array::from_fn(|j| {
-                let t = t0 + j.min(nt - 1);
-                let (b, ty, tx) = (t / image_tiles, t % image_tiles / tw, t % tw);
-                let at = b * image_len + 2 * ty * w + 2 * tx;
-                (at, 2.min(h - 2 * ty), 2.min(w - 2 * tx))
-            });
-            for o in 0..out_channels {
-                let add = bias.map_or(0.0, |b| b[o]);
-                let y = inverse(&m[o * 16 * NR..][..16 * NR]);
-                for (j, &(at, rows, cols)) in blocks.iter().enumerate().take(nt) {
-                    for dy in 0..rows {
-                        // SAFETY: a row of tile j's 2x2 block, inside the
-                        // output; each tile is in one strip only, so no
-                        // other task writes it.
-                        let row = unsafe { dst.part(at + o * plane + dy * w, cols) };
-                        for (dx, d) in row.iter_mut().enumerate() {
-                            d.write(act.apply(y[dy * 2 + dx][j] + add));
-                        }
+            let runs = Runs::of(maps, t0, nt);
+            // The strip's element-wise work (gathers, transforms, writes)
+            // compiled for the tiles' vector instructions: built for the
+            // baseline x86-64 it ran four lanes at a time.
+            wide(
+                #[inline(always)]
+                || {
+                    transform_input(input, maps, &runs, t0, nt, v);
+                    multiply(&packed, v, c, out_channels, m);
+                    let store = Store {
+                        dst: &dst,
+                        plane: h * w,
+                        image_len,
+                        width: w,
+                        height: h,
+                    };
+                    for o in 0..out_channels {
+                        let add = bias.map_or(0.0, |b| b[o]);
+                        let y = inverse(&m[o * 16 * NR..][..16 * NR]);
+                        // SAFETY: each tile is in one strip only, so no other
+                        // task writes its outputs.
+                        unsafe { store.blocks(&runs, o, &y, |x| act.apply(x + add)) };
                     }
-                }
-            }
+                },
+            )
         })
     });
     // SAFETY: the strips cover every tile, and every tile's outputs inside
@@ -336,22 +335,263 @@ fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f
     packed
 }
 
-/// `V = Bᵀ d B` for the tiles `t0..t0+nt` of the batch (tile `t` is image
-/// `t / (th * tw)`, tile row and column within it), every channel:
-/// `v[(ξ * c + ch) * NR + j]`, zero for `j >= nt`. The 16 input values of each
-/// tile are gathered into lanes, then transformed for all tiles at once.
-fn transform_input(input: &[f32], maps: Maps, t0: usize, nt: usize, v: &mut [f32]) {
-    let c = maps.channels;
+/// Tiles of a strip that lie side by side in one tile row of one image:
+/// lanes `lane..lane + len`, the first at tile row `ty`, column `tx`.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    lane: usize,
+    len: usize,
+    image: usize,
+    ty: usize,
+    tx: usize,
+}
+
+/// The tiles `t0..t0 + nt` of the batch as [`Run`]s, on the stack: at most
+/// one per lane (images of one tile per row), one or two for wide images.
+struct Runs {
+    runs: [Run; NR],
+    count: usize,
+}
+
+impl Runs {
+    fn of(maps: Maps, t0: usize, nt: usize) -> Self {
+        let (th, tw) = (maps.height.div_ceil(2), maps.width.div_ceil(2));
+        let mut runs = [Run::default(); NR];
+        let (mut count, mut lane) = (0, 0);
+        while lane < nt {
+            let t = t0 + lane;
+            let (image, tt) = (t / (th * tw), t % (th * tw));
+            let (ty, tx) = (tt / tw, tt % tw);
+            let len = (tw - tx).min(nt - lane);
+            runs[count] = Run {
+                lane,
+                len,
+                image,
+                ty,
+                tx,
+            };
+            (count, lane) = (count + 1, lane + len);
+        }
+        Self { runs, count }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Run> {
+        self.runs[..self.count].iter()
+    }
+}
+
+/// `V = Bᵀ d B` for the tiles `t0..t0 + nt` of the batch (`runs`), every
+/// channel: `v[(ξ * c + ch) * NR + j]`; lanes past the strip's last tile
+/// are left as they were (no output reads them).
+///
+/// With AVX-512, sixteen tiles at a time: a run's 4x4 input tiles overlap by
+/// two columns, so row `r` of sixteen of them is one stretch of 34 values of
+/// an image row, read by masked loads (zero outside the image), whose even
+/// and odd values are the tiles' columns 0 and 1, and from two values on,
+/// columns 2 and 3; the transform runs on those registers. Gathering value
+/// by value, as elsewhere, was 13-15% of R2U-Net's f32 inference (`perf`).
+#[inline(always)]
+fn transform_input(input: &[f32], maps: Maps, runs: &Runs, t0: usize, nt: usize, v: &mut [f32]) {
+    let (c, h, w) = (maps.channels, maps.height, maps.width);
+    // Runs shorter than a register waste its lanes: on 6x6 maps (runs of
+    // three tiles) the value-by-value gather was faster (batch 32, 128
+    // channels: 2.5 against 3.0 ms, `examples/conv_passes.rs`).
+    #[cfg(target_arch = "x86_64")]
+    if super::tile::avx512() && w >= 32 {
+        for ch in 0..c {
+            for run in runs.iter() {
+                let plane = &input[(run.image * c + ch) * h * w..][..h * w];
+                // SAFETY: AVX-512 F is present; the run's lanes lie inside
+                // one row of `v` per position.
+                unsafe { x86::transform_run(plane, maps, run, &mut v[ch * NR..], c * NR) };
+            }
+        }
+        return;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = runs; // the AVX-512 path's
     let corners: [Corner; NR] = std::array::from_fn(|j| corner(maps, t0 + j.min(nt - 1)));
     let mut d = [[0.0f32; NR]; 16];
     for ch in 0..c {
         for (j, &corner) in corners.iter().enumerate().take(nt) {
             gather(input, maps, ch, corner, &mut d, j);
         }
-        for lanes in d.iter_mut() {
-            lanes[nt..].fill(0.0);
-        }
         input_transform(&d, &mut v[ch * NR..], c * NR);
+    }
+}
+
+/// `out[2j] = a[j]`, `out[2j + 1] = b[j]`: with AVX-512, two permutes per
+/// 16 lanes, where the compiler made single-value moves of the loop.
+#[inline(always)]
+fn interleave(a: &[f32; NR], b: &[f32; NR], out: &mut [f32; 2 * NR]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::tile::avx512() {
+        // SAFETY: AVX-512 F is present.
+        unsafe { x86::interleave(a, b, out) };
+        return;
+    }
+    for j in 0..NR {
+        (out[2 * j], out[2 * j + 1]) = (a[j], b[j]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{Maps, NR, Run};
+
+    /// [`super::transform_input`] for the tiles of one run, channel plane
+    /// `plane`: position `ξ` of lane `run.lane + k` to `out[ξ * stride + run.lane + k]`.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present; `out` must hold `15 * stride + run.lane +
+    /// run.len` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn transform_run(
+        plane: &[f32],
+        maps: Maps,
+        run: &Run,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        let (h, w) = (maps.height as isize, maps.width as isize);
+        let pick_even =
+            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let pick_odd = _mm512_add_epi32(pick_even, _mm512_set1_epi32(1));
+        let first = 2 * run.tx as isize - 1;
+        for k0 in (0..run.len).step_by(16) {
+            let store = ((1u32 << (run.len - k0).min(16)) - 1) as u16;
+            // d[r][s]: column s of row r of the sixteen tiles.
+            let mut d = [[_mm512_setzero_ps(); 4]; 4];
+            for (r, dr) in d.iter_mut().enumerate() {
+                let y = 2 * run.ty as isize - 1 + r as isize;
+                if !(0..h).contains(&y) {
+                    continue;
+                }
+                let row = &plane[y as usize * w as usize..][..w as usize];
+                // Values of `row` from column first + 2 k0 + at, 16 of them,
+                // those outside the row zero (masked off: not read).
+                let load = |at: isize| {
+                    let x = first + 2 * k0 as isize + at;
+                    let (lo, hi) = ((-x).clamp(0, 16), (w - x).clamp(0, 16));
+                    let mask = if hi > lo {
+                        (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
+                    } else {
+                        0
+                    };
+                    // SAFETY: only the lanes of `mask` are read, all inside `row`.
+                    unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().wrapping_offset(x)) }
+                };
+                let (a, b) = (load(0), load(16));
+                let (a2, b2) = (load(2), load(18));
+                *dr = [
+                    _mm512_permutex2var_ps(a, pick_even, b),
+                    _mm512_permutex2var_ps(a, pick_odd, b),
+                    _mm512_permutex2var_ps(a2, pick_even, b2),
+                    _mm512_permutex2var_ps(a2, pick_odd, b2),
+                ];
+            }
+            // Bᵀ d over rows, then B over columns: as `input_transform`.
+            let bd: [[__m512; 4]; 4] = std::array::from_fn(|r| {
+                std::array::from_fn(|s| {
+                    let (d0, d1, d2, d3) = (d[0][s], d[1][s], d[2][s], d[3][s]);
+                    match r {
+                        0 => _mm512_sub_ps(d0, d2),
+                        1 => _mm512_add_ps(d1, d2),
+                        2 => _mm512_sub_ps(d2, d1),
+                        _ => _mm512_sub_ps(d1, d3),
+                    }
+                })
+            });
+            for (r, e) in bd.iter().enumerate() {
+                let v = [
+                    _mm512_sub_ps(e[0], e[2]),
+                    _mm512_add_ps(e[1], e[2]),
+                    _mm512_sub_ps(e[2], e[1]),
+                    _mm512_sub_ps(e[1], e[3]),
+                ];
+                for (s, &x) in v.iter().enumerate() {
+                    let at = (r * 4 + s) * stride + run.lane + k0;
+                    assert!(at + 16.min(run.len - k0) <= out.len(), "transformed input");
+                    // SAFETY: the lanes of `store` lie inside `out` (checked).
+                    unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(at), store, x) };
+                }
+            }
+        }
+    }
+
+    /// [`super::interleave`].
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn interleave(a: &[f32; NR], b: &[f32; NR], out: &mut [f32; 2 * NR]) {
+        // Lane i of the result: a[i / 2] for even i, b[i / 2] (index 16 + i / 2) for odd.
+        let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
+        for half in 0..NR / 16 {
+            // SAFETY: values 16 half .. 16 half + 16 of `a` and `b`, 32 half
+            // .. 32 half + 32 of `out`, all inside.
+            unsafe {
+                let x = _mm512_loadu_ps(a.as_ptr().add(16 * half));
+                let y = _mm512_loadu_ps(b.as_ptr().add(16 * half));
+                let lo = _mm512_permutex2var_ps(x, low, y);
+                let hi = _mm512_permutex2var_ps(x, high, y);
+                _mm512_storeu_ps(out.as_mut_ptr().add(32 * half), lo);
+                _mm512_storeu_ps(out.as_mut_ptr().add(32 * half + 16), hi);
+            }
+        }
+    }
+}
+
+/// Where [`forward`] writes its 2x2 output blocks: `[batch, out_channels,
+/// height, width]` in `dst`, `image_len` values per image, `plane` per channel.
+struct Store<'a> {
+    dst: &'a Disjoint<f32>,
+    plane: usize,
+    image_len: usize,
+    width: usize,
+    height: usize,
+}
+
+impl Store<'_> {
+    /// Writes `value(y)` for output channel `o` of every tile of `runs`, the
+    /// 2x2 outputs `y[dy * 2 + dx][j]` of lane `j` (as [`inverse`] returns
+    /// them); outputs past the image's last row or column are dropped.
+    ///
+    /// # Safety
+    ///
+    /// No other thread writes these tiles' outputs of channel `o`.
+    #[inline(always)]
+    unsafe fn blocks(&self, runs: &Runs, o: usize, y: &[[f32; NR]; 4], value: impl Fn(f32) -> f32) {
+        let (h, w) = (self.height, self.width);
+        let mut row = [0.0f32; 2 * NR];
+        for dy in 0..2 {
+            // Row dy of every lane's block, interleaved: lane j at 2j, 2j + 1.
+            let left: [f32; NR] = std::array::from_fn(|j| value(y[dy * 2][j]));
+            let right: [f32; NR] = std::array::from_fn(|j| value(y[dy * 2 + 1][j]));
+            interleave(&left, &right, &mut row);
+            for run in runs.iter() {
+                let (yy, x) = (2 * run.ty + dy, 2 * run.tx);
+                if yy >= h {
+                    continue;
+                }
+                let len = (2 * run.len).min(w - x);
+                let at = run.image * self.image_len + o * self.plane + yy * w + x;
+                // SAFETY: inside the output (`x + len <= w`, `yy < h`), and
+                // written by this thread only (the caller's promise).
+                let part = unsafe { self.dst.part(at, len) };
+                let src = &row[2 * run.lane..][..len];
+                // SAFETY: `src` and `part` both hold `len` values and do not
+                // overlap (`row` is on the stack).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), part.as_mut_ptr().cast(), len)
+                };
+            }
+        }
     }
 }
 
@@ -415,7 +655,7 @@ fn gather(input: &[f32], maps: Maps, ch: usize, at: Corner, d: &mut [[f32; NR]; 
 /// input tile for [`NR`] tiles or channels at once; position `ξ` of the result
 /// goes to `out[ξ * stride..][..NR]`.
 #[inline(always)]
-fn input_transform(d: &[[f32; NR]; 16], out: &mut [f32], stride: usize) {
+fn input_transform<const L: usize>(d: &[[f32; L]; 16], out: &mut [f32], stride: usize) {
     // Bᵀ d over rows, then B over columns.
     let mut bd = [[0.0f32; NR]; 16];
     for s in 0..4 {
@@ -444,6 +684,7 @@ fn input_transform(d: &[[f32; NR]; 16], out: &mut [f32], stride: usize) {
 }
 
 /// `M[ξ] = U[ξ] V[ξ]` for the 16 positions: `m[(o * 16 + ξ) * NR + j]`.
+#[inline(always)]
 fn multiply(packed: &[Vec<f32>], v: &[f32], c: usize, out_channels: usize, m: &mut [f32]) {
     let blocks = out_channels.div_ceil(MR);
     for (xi, u) in packed.iter().enumerate() {
@@ -460,6 +701,7 @@ fn multiply(packed: &[Vec<f32>], v: &[f32], c: usize, out_channels: usize, m: &m
 
 /// `Aᵀ M A` for every tile of a strip at once (lanes `j`): the 2x2 outputs,
 /// row-major, as `[output][j]`.
+#[inline(always)]
 fn inverse(m: &[f32]) -> [[f32; NR]; 4] {
     let lane = |xi: usize| -> &[f32; NR] { m[xi * NR..][..NR].try_into().expect("NR lanes") };
     let mut y = [[0.0f32; NR]; 4];
