@@ -393,9 +393,10 @@ impl Runs {
 #[inline(always)]
 fn transform_input(input: &[f32], maps: Maps, runs: &Runs, t0: usize, nt: usize, v: &mut [f32]) {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
-    // Runs shorter than a register waste its lanes: on 6x6 maps (runs of
-    // three tiles) the value-by-value gather was faster (batch 32, 128
-    // channels: 2.5 against 3.0 ms, `examples/conv_passes.rs`).
+    // Runs shorter than a register waste its lanes: on 12x12 maps (runs of
+    // six tiles) no faster than the value-by-value gather, on 6x6 maps
+    // slower (batch 32, 128 channels: 3.0 against 2.5 ms,
+    // `examples/conv_passes.rs`).
     #[cfg(target_arch = "x86_64")]
     if super::tile::avx512() && w >= 32 {
         for ch in 0..c {
