@@ -462,6 +462,10 @@ mod x86 {
             _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let pick_odd = _mm512_add_epi32(pick_even, _mm512_set1_epi32(1));
         let first = 2 * run.tx as isize - 1;
+        assert!(
+            15 * stride + run.lane + run.len <= out.len(),
+            "transformed input"
+        );
         for k0 in (0..run.len).step_by(16) {
             let store = ((1u32 << (run.len - k0).min(16)) - 1) as u16;
             // d[r][s]: column s of row r of the sixteen tiles.
@@ -515,8 +519,8 @@ mod x86 {
                 ];
                 for (s, &x) in v.iter().enumerate() {
                     let at = (r * 4 + s) * stride + run.lane + k0;
-                    assert!(at + 16.min(run.len - k0) <= out.len(), "transformed input");
-                    // SAFETY: the lanes of `store` lie inside `out` (checked).
+                    // SAFETY: the lanes of `store` lie inside `out` (checked
+                    // above for the run's last position and lane).
                     unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(at), store, x) };
                 }
             }
@@ -656,7 +660,7 @@ fn gather(input: &[f32], maps: Maps, ch: usize, at: Corner, d: &mut [[f32; NR]; 
 /// input tile for [`NR`] tiles or channels at once; position `ξ` of the result
 /// goes to `out[ξ * stride..][..NR]`.
 #[inline(always)]
-fn input_transform<const L: usize>(d: &[[f32; L]; 16], out: &mut [f32], stride: usize) {
+fn input_transform(d: &[[f32; NR]; 16], out: &mut [f32], stride: usize) {
     // Bᵀ d over rows, then B over columns.
     let mut bd = [[0.0f32; NR]; 16];
     for s in 0..4 {
