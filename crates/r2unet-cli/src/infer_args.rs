@@ -56,8 +56,8 @@ impl PrecisionArg {
             self == PrecisionArg::F32 || device == r2unet::device::DeviceChoice::Cpu,
             "--precision bf16 runs on r2unet's CPU kernels; use --device cpu"
         );
-        r2unet::kernels::set_precision(self.precision())
-            .map_err(|e| anyhow::anyhow!("--precision {e}"))
+        // The library's error names the setting ("invalid precision bf16: ...").
+        Ok(r2unet::kernels::set_precision(self.precision())?)
     }
 }
 
