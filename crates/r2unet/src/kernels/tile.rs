@@ -260,6 +260,7 @@ pub fn tile_dot(n: usize, a: [&[f32]; DR], b: [&[f32]; DS]) -> [[f32; DS]; DR] {
 /// addition, as they were one product at a time (then 70% of a training
 /// step on this path, `perf`).
 fn dot_portable(n: usize, a: [&[f32]; DR], b: [&[f32]; DS]) -> [[f32; DS]; DR] {
+    const { assert!(DR.is_multiple_of(2) && DS.is_multiple_of(2), "2 x 2 blocks") };
     let whole = n / 8 * 8;
     let mut out = [[0.0f32; DS]; DR];
     for r0 in (0..DR).step_by(2) {
