@@ -2,7 +2,7 @@
 //! levels (batch 32, C -> C channels, best of five): both implementations of
 //! the forward pass and of the weight gradient (Winograd's F(2x2, 3x3) and
 //! the implicit product on a padded copy; `kernels::conv` takes Winograd from
-//! `WINOGRAD_FORWARD_FROM` and `WINOGRAD_WEIGHT_GRAD_FROM` input channels),
+//! the input channels `conv::winograd_from` gives for the instruction set),
 //! the input gradient as `kernels::conv` runs it, and where the CPU has AMX
 //! the bf16 forward pass on its tiles (`kernels::amx`, `--precision bf16`):
 //!

@@ -2,14 +2,14 @@
 //! contiguous NCHW `f32` buffers: forward, input gradient and weight/bias
 //! gradient. Every 3x3 convolution of the U-Net family is of this kind.
 //!
-//! Two implementations stand behind them, chosen by the input channels:
-//! Winograd's F(2x2, 3x3) ([`winograd`]) from [`WINOGRAD_FORWARD_FROM`]
-//! (forward and input gradient) and [`WINOGRAD_WEIGHT_GRAD_FROM`] channels,
-//! and below them the implicit matrix product on zero-padded bands of rows
-//! ([`implicit`]), which reads the register tile's operands where they lie
-//! instead of building `im2col` panels (Burn's generic path builds the
-//! `im2col` matrix, then `gemm` packs it again, and converts layouts around
-//! both: BENCHMARKS.md, "Where the time goes"). The input gradient is the
+//! Two implementations stand behind them, chosen by the input channels
+//! ([`winograd_from`], per instruction set): Winograd's F(2x2, 3x3)
+//! ([`winograd`]) for the wider levels, and below them the implicit matrix
+//! product on zero-padded bands of rows ([`implicit`]), which reads the
+//! register tile's operands where they lie instead of building `im2col`
+//! panels (Burn's generic path builds the `im2col` matrix, then `gemm` packs
+//! it again, and converts layouts around both: BENCHMARKS.md, "Where the
+//! time goes"). The input gradient is the
 //! forward pass of the flipped, transposed weight. Under `--precision bf16`
 //! on processors with AMX, the forward pass and the weight gradient go to
 //! AMX tiles instead ([`super::amx`]). Work runs on rayon's pool
@@ -19,16 +19,45 @@ use rayon::prelude::*;
 
 use super::{Maps, add_to, implicit, sum_lanes, winograd};
 
-/// From this many input channels the forward pass (and with it the input
-/// gradient, whose input channels are the layer's output channels) takes
-/// Winograd's F(2x2, 3x3); below, the implicit product, whose 512-bit tiles
-/// outrun Winograd's transforms up to 32 channels (`examples/conv_passes.rs`,
-/// BENCHMARKS.md).
-pub const WINOGRAD_FORWARD_FROM: usize = 64;
+/// From how many input channels Winograd's F(2x2, 3x3) ([`winograd`])
+/// takes each pass; below, the implicit product ([`implicit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WinogradFrom {
+    /// The forward pass, and with it the input gradient (whose input
+    /// channels are the layer's output channels).
+    pub forward: usize,
+    /// The weight gradient (F(2x2, 3x3)'s transpose).
+    pub weight_grad: usize,
+}
 
-/// From this many input channels the weight gradient takes F(2x2, 3x3)'s
-/// transpose; below, the implicit product (faster up to 64 channels).
-pub const WINOGRAD_WEIGHT_GRAD_FROM: usize = 128;
+/// [`WinogradFrom`] for the instruction set the tiles run on
+/// ([`tile::isa`](super::tile::isa)), where each pass of
+/// `examples/conv_passes.rs` (batch 32, C -> C channels) was faster:
+/// - AVX-512: the implicit product's 512-bit tiles outrun Winograd's
+///   transforms up to 32 channels forward and 64 in the weight gradient.
+/// - AVX2 (AMD Zen 3): as AVX-512 forward (32 channels: implicit 2.2-3.8
+///   ms, Winograd 2.4-3.7, within this machine's noise), the weight
+///   gradient from 64 (32 channels: implicit 3.3-3.6 ms, Winograd 4.0-4.1;
+///   64: Winograd 3.0-4.1 against 3.5-4.3).
+/// - Portable (the same Zen 3 under `R2UNET_ISA=portable`): both from 16
+///   (16 channels forward 5.4 against 5.9 ms, weight gradient 8.8 against
+///   9.2; 32 channels 3.9 against 6.0 and 4.5 against 10.4).
+pub fn winograd_from() -> WinogradFrom {
+    match super::tile::isa() {
+        "avx512" => WinogradFrom {
+            forward: 64,
+            weight_grad: 128,
+        },
+        "avx2" => WinogradFrom {
+            forward: 64,
+            weight_grad: 64,
+        },
+        _ => WinogradFrom {
+            forward: 16,
+            weight_grad: 16,
+        },
+    }
+}
 
 /// Whether `--precision bf16` takes a convolution with this many input
 /// channels to AMX tiles ([`super::amx`]).
@@ -81,7 +110,7 @@ pub fn forward(
     if on_amx(maps.channels) {
         return super::amx::forward(input, maps, weight, out_channels, bias, act);
     }
-    if maps.channels >= WINOGRAD_FORWARD_FROM {
+    if maps.channels >= winograd_from().forward {
         winograd::forward(input, maps, weight, out_channels, bias, act)
     } else if super::precision() == super::Precision::Bf16 {
         implicit::forward_bf16(input, maps, weight, out_channels, bias, 3, act)
@@ -180,7 +209,7 @@ pub fn weight_grad(
         let weight = super::amx::weight_grad(input, maps, grad_out, out_channels);
         return (weight, bias_grad(grad_out, maps.batch, out_channels));
     }
-    let weight = if maps.channels >= WINOGRAD_WEIGHT_GRAD_FROM {
+    let weight = if maps.channels >= winograd_from().weight_grad {
         winograd::weight_grad(input, maps, grad_out, out_channels)
     } else {
         implicit::weight_grad(input, maps, grad_out, out_channels, 3)
@@ -491,7 +520,7 @@ mod tests {
     /// NaN, and with it the outputs whose windows hold it).
     #[test]
     fn the_fused_relu_is_the_relu_of_the_output() {
-        for channels in [5, WINOGRAD_FORWARD_FROM] {
+        for channels in [5, winograd_from().forward] {
             let m = Maps {
                 batch: 2,
                 channels,

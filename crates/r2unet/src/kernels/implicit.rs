@@ -11,11 +11,9 @@
 //! two padding columns of each row, computed and dropped (4% at 48x48), and
 //! for small images taken several at a time, the margin rows between them.
 //!
-//! Used for 3x3 convolutions below
-//! [`WINOGRAD_FORWARD_FROM`](super::conv::WINOGRAD_FORWARD_FROM) (forward)
-//! and [`WINOGRAD_WEIGHT_GRAD_FROM`](super::conv::WINOGRAD_WEIGHT_GRAD_FROM)
-//! (weight gradient) input channels, and for every 1x1 convolution (no
-//! padding, one tap per channel).
+//! Used for 3x3 convolutions below the input channels from which Winograd
+//! takes over ([`winograd_from`](super::conv::winograd_from)), and for
+//! every 1x1 convolution (no padding, one tap per channel).
 
 use rayon::prelude::*;
 

@@ -48,8 +48,8 @@ pub enum Precision {
     /// convolution whose input channels come in 16s runs on AMX tiles
     /// ([`amx::forward`]); elsewhere (and for the first convolution) the
     /// implicit path multiplies two channels at a time with AVX512_BF16
-    /// ([`implicit::forward_bf16`], fewer than
-    /// [`conv::WINOGRAD_FORWARD_FROM`] input channels) and the Winograd
+    /// ([`implicit::forward_bf16`], below
+    /// [`conv::winograd_from`]'s forward channels) and the Winograd
     /// levels stay in f32 (in bf16 on the implicit path they made the
     /// retina R2U-Net's inference step slower still: BENCHMARKS.md).
     Bf16,
