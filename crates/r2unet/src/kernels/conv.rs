@@ -9,11 +9,10 @@
 //! register tile's operands where they lie instead of building `im2col`
 //! panels (Burn's generic path builds the `im2col` matrix, then `gemm` packs
 //! it again, and converts layouts around both: BENCHMARKS.md, "Where the
-//! time goes"). The input gradient is the
-//! forward pass of the flipped, transposed weight. Under `--precision bf16`
-//! on processors with AMX, the forward pass and the weight gradient go to
-//! AMX tiles instead ([`super::amx`]). Work runs on rayon's pool
-//! (the one `--threads` sizes).
+//! time goes"). The input gradient is the forward pass of the flipped,
+//! transposed weight. Under `--precision bf16` on processors with AMX, the
+//! forward pass and the weight gradient go to AMX tiles instead
+//! ([`super::amx`]). Work runs on rayon's pool (the one `--threads` sizes).
 
 use rayon::prelude::*;
 

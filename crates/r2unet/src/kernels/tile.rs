@@ -559,11 +559,12 @@ mod x86 {
 
     /// [`super::tile_dot`] on 8-lane registers, three rows of `a` at a time:
     /// twelve accumulators, three row chunks and one column chunk fill
-    /// AVX2's 16 registers (two rows, eight accumulators, kept only the
-    /// FMA unit's latency covered). The last positions through masked loads
-    /// (as on AVX-512), and each row's four sums added up across lanes in
-    /// one register; one by one, the tail and the lane sums took a quarter of
-    /// the weight gradient's time at 16 channels (`perf annotate`).
+    /// AVX2's 16 registers (with two rows, eight accumulators only just
+    /// covered the multiply-add latency). The last positions are read
+    /// through masked loads (as on AVX-512), and each row's four sums are
+    /// added up across lanes in one register: one by one, the tail and the
+    /// lane sums took a quarter of the weight gradient's time at 16
+    /// channels (`perf annotate`).
     ///
     /// # Safety
     ///
@@ -590,7 +591,7 @@ mod x86 {
         );
         let mut out = [[0.0f32; DS]; DR];
         for r0 in (0..DR).step_by(RB) {
-            let pa: [*const f32; RB] = [0, 1, 2].map(|i| a[r0 + i].as_ptr());
+            let pa: [*const f32; RB] = std::array::from_fn(|i| a[r0 + i].as_ptr());
             let pb = b.map(<[f32]>::as_ptr);
             let mut c = [[_mm256_setzero_ps(); DS]; RB];
             // One chunk of every row, each read by `$load(row pointer)`.
