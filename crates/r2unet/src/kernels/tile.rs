@@ -589,10 +589,10 @@ mod x86 {
             _mm256_set1_epi32((n - whole) as i32),
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         );
+        let pb = b.map(<[f32]>::as_ptr);
         let mut out = [[0.0f32; DS]; DR];
         for r0 in (0..DR).step_by(RB) {
             let pa: [*const f32; RB] = std::array::from_fn(|i| a[r0 + i].as_ptr());
-            let pb = b.map(<[f32]>::as_ptr);
             let mut c = [[_mm256_setzero_ps(); DS]; RB];
             // One chunk of every row, each read by `$load(row pointer)`.
             macro_rules! chunk {
