@@ -8,7 +8,7 @@ use r2unet::Error;
 use r2unet::Result;
 use r2unet::data::LoadOptions;
 use r2unet::data::folder::IMAGE_EXTENSIONS as EXTENSIONS;
-use r2unet::data::io::{LabelRule, ReadLimits, read_mask};
+use r2unet::data::io::ReadLimits;
 use r2unet::device::DeviceChoice;
 use r2unet::segment::{
     FileResult, FovMode, PredictOptions, TrainedModel, VolumeResult, is_volume, output_stem,
@@ -49,10 +49,11 @@ pub struct PredictArgs {
     /// Axis along which NIfTI volumes (.nii, .nii.gz inputs) are sliced (0, 1, 2).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=2))]
     nifti_axis: u64,
-    /// CT window in Hounsfield units for NIfTI volumes in HU, low,high (the
-    /// training default; use the window the model was trained with).
-    #[arg(long, default_value = "-1000,400", allow_hyphen_values = true)]
-    hu_window: String,
+    /// CT window in Hounsfield units for NIfTI volumes in HU, low,high.
+    /// Default: the window recorded with a CT model's weights (which 2D CT
+    /// slices always get), else -1000,400, the training default.
+    #[arg(long, allow_hyphen_values = true)]
+    hu_window: Option<String>,
     /// Take only part K of N of the sorted inputs (every N-th from the K-th,
     /// 1-based), for job arrays: N jobs with K = 1..N segment every input once.
     #[arg(long, value_name = "K/N")]
@@ -158,20 +159,16 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         Some(w) => TrainedModel::load(w, &device)?,
         None => TrainedModel::shipped("drive", &device)?,
     };
-    let fov = match args.fov.as_str() {
-        "auto" => FovMode::Auto,
-        "none" => FovMode::Whole,
-        file => {
-            let path = PathBuf::from(file);
-            let mask = read_mask(&path, limits, LabelRule::Binary).map_err(|e| {
-                anyhow::anyhow!("--fov {file}: {e} (expected auto, none or a mask file)")
-            })?;
-            FovMode::Mask(mask)
-        }
-    };
+    let fov = FovMode::from_arg(&args.fov, limits)?;
     let load = LoadOptions {
         nifti_axis: args.nifti_axis as usize,
-        hu_window: parse_hu_window(&args.hu_window)?,
+        hu_window: match &args.hu_window {
+            Some(text) => parse_hu_window(text)?,
+            None => model
+                .preprocess
+                .hu_window()
+                .unwrap_or(LoadOptions::default().hu_window),
+        },
         limits,
         ..LoadOptions::default()
     };

@@ -9,9 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use r2unet::data::DatasetKind;
 use r2unet::device::DeviceChoice;
-use r2unet::reproduce::{PAPER_BATCH_SIZE, PAPER_EPOCHS, PAPER_PATCHES_PER_IMAGE};
 use r2unet::train::{Event, LossKind, Outcome, RunDir, RunState, Schedule, TrainConfig, Trainer};
 
 use crate::data_args::DataArgs;
@@ -133,47 +131,33 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     fn config(&self) -> anyhow::Result<TrainConfig> {
-        let source = self.data.source()?;
-        let whole_image = source.as_ref().is_some_and(|(k, _)| !k.is_retina());
-        let mut model = match &self.init {
-            Some(weights) => r2unet::model::read_config(weights)?,
-            None => self.model.config()?,
-        };
-        let patch_size = self
-            .patch_size
-            .or(self.model.size)
-            .unwrap_or(if whole_image { 256 } else { 48 });
-        model.patch_size = patch_size;
-        let explicit = [
-            ("--epochs", self.epochs),
-            ("--patches-per-image", self.patches_per_image),
-            ("--batch-size", self.batch_size),
-        ];
-        let (epochs, per_image, batch) = if self.protocol.is_some() {
+        let mut config = TrainConfig::new(self.data.source()?, self.model.config()?);
+        if let Some(size) = self.patch_size.or(self.model.size) {
+            config = config.with_patch_size(size);
+        }
+        if let Some(weights) = &self.init {
+            config = config.with_init(weights.clone())?;
+        }
+        if self.protocol.is_some() {
+            let explicit = [
+                ("--epochs", self.epochs),
+                ("--patches-per-image", self.patches_per_image),
+                ("--batch-size", self.batch_size),
+            ];
             if let Some((flag, _)) = explicit.iter().find(|(_, v)| v.is_some()) {
                 anyhow::bail!(
                     "--protocol paper fixes the budget (50 epochs of 9,500 patches per image, \
                      batch 32); {flag} would change it: drop one of the two"
                 );
             }
-            (PAPER_EPOCHS, PAPER_PATCHES_PER_IMAGE, PAPER_BATCH_SIZE)
-        } else {
-            (
-                self.epochs.unwrap_or(10),
-                self.patches_per_image.unwrap_or(600),
-                self.batch_size.unwrap_or(32),
-            )
-        };
+            config = config.with_paper_budget();
+        }
+        config.epochs = self.epochs.unwrap_or(config.epochs);
+        config.patches_per_image = self.patches_per_image.unwrap_or(config.patches_per_image);
+        config.batch_size = self.batch_size.unwrap_or(config.batch_size);
         Ok(TrainConfig {
-            dataset: source.as_ref().map_or(DatasetKind::Drive, |(k, _)| *k),
-            data: source.map(|(_, d)| d),
             synthetic_images: self.synthetic_images,
             load: self.data.options()?,
-            model,
-            epochs,
-            patches_per_image: per_image,
-            patch_size,
-            batch_size: batch,
             lr: self.lr,
             schedule: match self.schedule {
                 ScheduleArg::Constant => Schedule::Constant,
@@ -190,10 +174,10 @@ impl TrainArgs {
             augment: !self.no_augment,
             seed: self.seed,
             checkpoint_minutes: self.checkpoint_minutes,
-            init: self.init.clone(),
             all_images: self.all_images,
             keep_epochs: self.keep_epochs,
             precision: self.precision.precision(),
+            ..config
         })
     }
 }

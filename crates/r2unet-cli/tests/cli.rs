@@ -913,6 +913,36 @@ fn reproduce_trains_and_tables_two_models() {
             file.to_str().unwrap(),
         ]);
     }
+    // `predict` reads a CT model's slice as its loader did (raw values, the
+    // window recorded in the weights), and refuses formats that hold no HU.
+    let model = weights.join("lung-r2unet.safetensors");
+    let predicted = tmp.path().join("predicted");
+    stdout_of(&[
+        "predict",
+        "--weights",
+        model.to_str().unwrap(),
+        lung.join("2d_images/ID_0190_Z_0003.tif").to_str().unwrap(),
+        "-o",
+        predicted.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    let png = tmp.path().join("slice.png");
+    image::GrayImage::new(32, 32).save(&png).unwrap();
+    let out = r2unet(&[
+        "predict",
+        "--weights",
+        model.to_str().unwrap(),
+        png.to_str().unwrap(),
+        "-o",
+        predicted.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("slice.png") && err.contains("Hounsfield"),
+        "{err}"
+    );
+
     let shipped = tmp.path().join("shipped");
     let stdout = stdout_of(&[
         "reproduce",
@@ -936,4 +966,10 @@ fn reproduce_trains_and_tables_two_models() {
         "{stdout}"
     );
     assert!(shipped.join("lung-r2unet-long/report.md").is_file());
+    let read = |p: std::path::PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+    assert!(
+        read(predicted.join("ID_0190_Z_0003_prob.png"))
+            == read(shipped.join("lung-r2unet/images/ID_0190_Z_0003_prob.png")),
+        "predict's probabilities differ from eval's"
+    );
 }

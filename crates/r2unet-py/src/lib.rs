@@ -14,15 +14,16 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use r2unet::data::io::{LabelRule, ReadLimits, read_image_checked, read_mask, sixteen_bit_scale};
+use r2unet::data::preprocess::window_hu;
 use r2unet::data::{DatasetKind, Image, Mask};
 use r2unet::device::{Device, DeviceChoice};
 use r2unet::eval::confusion::Metrics;
 use r2unet::infer::{Inference, Rescale};
 use r2unet::kernels::Precision;
-use r2unet::model::{Architecture, BnMode};
+use r2unet::model::{Architecture, BnMode, Preset};
 use r2unet::onnx::OnnxOutput;
 use r2unet::segment::{FovMode, PredictOptions, TrainedModel};
-use r2unet::train::{Event, LossKind, Outcome, RunDir, Schedule, Trainer};
+use r2unet::train::{Event, LossKind, Outcome, RunDir, Schedule, TrainConfig, Trainer};
 
 /// A library error as the Python exception a caller expects.
 fn py_err(e: r2unet::Error) -> PyErr {
@@ -125,6 +126,31 @@ fn image_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Image> {
         "{what}: dtype {}; expected uint8, uint16 or float32",
         dtype_name(&array)
     )))
+}
+
+/// A CT slice array (HxW Hounsfield units, int16 or finite float32/float64)
+/// windowed to `[0, 1]` by `window`, as the CT loader windows training slices.
+fn ct_image_of(obj: &Bound<'_, PyAny>, what: &str, window: (f32, f32)) -> PyResult<Image> {
+    let (array, h, w) = plane_of(obj, what)?;
+    let values: Vec<f32> = if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, i16>>() {
+        a.as_array().iter().map(|&v| f32::from(v)).collect()
+    } else if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
+        a.as_array().iter().copied().collect()
+    } else if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, f64>>() {
+        a.as_array().iter().map(|&v| v as f32).collect()
+    } else {
+        return Err(value_error(format!(
+            "{what}: dtype {}; the model was trained on CT slices: expected an HxW array \
+             of Hounsfield units, int16, float32 or float64",
+            dtype_name(&array)
+        )));
+    };
+    if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+        return Err(value_error(format!(
+            "{what}: holds {bad}; expected finite Hounsfield units"
+        )));
+    }
+    window_hu(&Image::new(w, h, 1, values), window.0, window.1).map_err(py_err)
 }
 
 /// `obj` as a non-empty HxW numpy array, with its height and width.
@@ -329,7 +355,7 @@ impl PyModel {
         py: Python<'py>,
         image: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let image = image_of(image, "image")?;
+        let image = self.image_of(image)?;
         let (values, shape) = py
             .detach(|| self.inner.network_input(image))
             .map_err(py_err)?;
@@ -393,16 +419,7 @@ impl PyModel {
         rescale: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         threshold_ok(threshold)?;
-        let fov = match fov {
-            "auto" => FovMode::Auto,
-            "none" => FovMode::Whole,
-            other => {
-                let path = PathBuf::from(other);
-                let mask =
-                    read_mask(&path, ReadLimits::default(), LabelRule::Binary).map_err(py_err)?;
-                FovMode::Mask(mask)
-            }
-        };
+        let fov = FovMode::from_arg(fov, ReadLimits::default()).map_err(py_err)?;
         let opts = PredictOptions {
             threshold,
             fov,
@@ -430,6 +447,16 @@ impl PyModel {
 }
 
 impl PyModel {
+    /// The `image=` array as this model's input: Hounsfield units windowed
+    /// for a CT model (its window recorded with the weights), else [0, 1]
+    /// as the file readers scale images.
+    fn image_of(&self, image: &Bound<'_, PyAny>) -> PyResult<Image> {
+        match self.inner.preprocess.hu_window() {
+            Some(window) => ct_image_of(image, "image", window),
+            None => image_of(image, "image"),
+        }
+    }
+
     fn run(
         &self,
         py: Python<'_>,
@@ -439,7 +466,7 @@ impl PyModel {
         inference: Inference,
     ) -> PyResult<r2unet::segment::Segmentation> {
         threshold_ok(threshold)?;
-        let image = image_of(image, "image")?;
+        let image = self.image_of(image)?;
         let fov = match fov {
             Some(f) => fov_of(f)?,
             None => FovMode::Auto,
@@ -559,6 +586,14 @@ fn metrics<'py>(
             )));
         }
     }
+    if let Some(f) = &fov
+        && f.data.iter().all(|&v| v == 0)
+    {
+        return Err(value_error(
+            "fov: holds no 1; expected at least one pixel inside the field of view \
+             (no metric is defined over none)",
+        ));
+    }
     let m: Metrics = py
         .detach(|| {
             Metrics::evaluate(
@@ -595,7 +630,7 @@ fn metrics<'py>(
     patches_per_image = None, patch_size = None, batch_size = None, lr = 1e-3,
     schedule = "cosine", loss = "bce", pos_weight = None, seed = 0,
     synthetic_images = 20, augment = true, val_fraction = 0.1, bn = "per-step",
-    init = None, protocol = None, checkpoint_minutes = 10.0, resume = false,
+    widths = None, t = None, init = None, protocol = None, checkpoint_minutes = 10.0, resume = false,
     device = "cpu", precision = "f32",
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -618,6 +653,8 @@ fn train<'py>(
     augment: bool,
     val_fraction: f32,
     bn: &str,
+    widths: Option<Vec<usize>>,
+    t: Option<usize>,
     init: Option<PathBuf>,
     protocol: Option<&str>,
     checkpoint_minutes: f64,
@@ -641,25 +678,38 @@ fn train<'py>(
             dataset.parse().map_err(py_err)?
         };
         let architecture: Architecture = model.parse().map_err(py_err)?;
-        let data = match (synthetic, data) {
-            (true, _) => None,
-            (false, Some(d)) => Some(d),
+        let source = match (synthetic, data) {
+            (true, None) => None,
+            (true, Some(_)) => {
+                return Err(value_error(
+                    "data: the synthetic set is generated, not read: leave data unset",
+                ));
+            }
+            (false, Some(d)) => Some((kind, d)),
             (false, None) => {
                 return Err(value_error(format!(
                     "data: dataset `{dataset}` needs the path of its folder"
                 )));
             }
         };
-        let placeholder = data.clone().unwrap_or_default();
-        let mut config = r2unet::reproduce::train_config(kind, architecture, &placeholder);
-        config.data = data;
-        config.synthetic_images = synthetic_images;
-        let (epochs, per_image, batch) = match protocol {
-            None => (
-                epochs.unwrap_or(10),
-                patches_per_image.unwrap_or(600),
-                batch_size.unwrap_or(32),
-            ),
+        let mut model_config = Preset::Retina.config(architecture);
+        model_config.bn = bn.parse::<BnMode>().map_err(py_err)?;
+        if let Some(t) = t {
+            model_config.t = t;
+        }
+        if let Some(widths) = widths {
+            model_config.widths = widths;
+        }
+        model_config.validate().map_err(py_err)?;
+        let mut config = TrainConfig::new(source, model_config);
+        if let Some(size) = patch_size {
+            config = config.with_patch_size(size);
+        }
+        if let Some(weights) = &init {
+            config = config.with_init(weights.clone()).map_err(py_err)?;
+        }
+        match protocol {
+            None => {}
             Some("paper") => {
                 if epochs.or(patches_per_image).or(batch_size).is_some() {
                     return Err(value_error(
@@ -667,33 +717,18 @@ fn train<'py>(
                          image, batch 32): leave epochs, patches_per_image and batch_size unset",
                     ));
                 }
-                (
-                    r2unet::reproduce::PAPER_EPOCHS,
-                    r2unet::reproduce::PAPER_PATCHES_PER_IMAGE,
-                    r2unet::reproduce::PAPER_BATCH_SIZE,
-                )
+                config = config.with_paper_budget();
             }
             Some(other) => {
                 return Err(value_error(format!(
                     "protocol `{other}`: expected \"paper\" or None"
                 )));
             }
-        };
-        config.epochs = epochs;
-        if kind.is_retina() {
-            config.patches_per_image = per_image;
         }
-        if let Some(weights) = &init {
-            config.model = r2unet::model::read_config(weights).map_err(py_err)?;
-            config.init = Some(weights.clone());
-        } else {
-            config.model.bn = bn.parse::<BnMode>().map_err(py_err)?;
-        }
-        // As the CLI: 48x48 patches for fundus images, whole images at 256.
-        let size = patch_size.unwrap_or(if kind.is_retina() { 48 } else { 256 });
-        config.patch_size = size;
-        config.model.patch_size = size;
-        config.batch_size = batch;
+        config.epochs = epochs.unwrap_or(config.epochs);
+        config.patches_per_image = patches_per_image.unwrap_or(config.patches_per_image);
+        config.batch_size = batch_size.unwrap_or(config.batch_size);
+        config.synthetic_images = synthetic_images;
         config.lr = lr;
         config.schedule = match schedule {
             "cosine" => Schedule::Cosine,

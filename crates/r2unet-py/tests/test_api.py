@@ -101,11 +101,25 @@ def test_bad_arrays_raise_value_error(model, bad, expected):
         model.predict(bad)
 
 
+def test_fields_of_view_that_cannot_be_right_are_refused(model):
+    # Nothing bright enough to be a fundus: no silent all-zero answer.
+    with pytest.raises(ValueError, match="field of view: none found"):
+        model.predict(np.full((64, 64), 0.03, np.float32))
+    # A 3-pixel field of view would enlarge the image 180 times, past 64 MP.
+    fov = np.zeros((64, 64), np.uint8)
+    fov[30:33, 30:33] = 1
+    with pytest.raises(ValueError, match="more than the 64000000"):
+        model.predict(fundus(64, 64, 7), fov=fov)
+    assert model.predict(fundus(64, 64, 7), fov=fov, rescale=False).shape == (64, 64)
+
+
 def test_bad_threshold_and_files(model, tmp_path):
     with pytest.raises(ValueError, match=r"threshold 1.5: expected a value in \(0, 1\)"):
         model.segment(fundus(32, 32, 4), threshold=1.5)
     with pytest.raises(OSError, match="missing.safetensors"):
         r2unet.load(str(tmp_path / "missing.safetensors"))
+    with pytest.raises(OSError, match="not a shipped model.*drive"):
+        r2unet.load("drve")
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
     with pytest.raises((ValueError, OSError), match="broken.png"):
@@ -137,6 +151,8 @@ def test_metrics_bad_input():
         r2unet.metrics(p, np.zeros((4, 5), np.uint8))
     with pytest.raises(ValueError, match="only 0 and 1"):
         r2unet.metrics(p, np.full((4, 4), 255, np.uint8))
+    with pytest.raises(ValueError, match="fov: holds no 1"):
+        r2unet.metrics(p, np.zeros((4, 4), np.uint8), fov=np.zeros((4, 4), bool))
     with pytest.raises(ValueError, match="probabilities in"):
         r2unet.metrics(np.full((4, 4), np.nan, np.float32), np.zeros((4, 4), np.uint8))
 

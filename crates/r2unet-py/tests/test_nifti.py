@@ -72,6 +72,29 @@ def test_volume_in_volume_out_with_its_geometry(cli, tmp_path):
     assert mask[~lungs].mean() < 0.05, mask[~lungs].mean()
 
 
+def test_a_ct_model_takes_hounsfield_arrays_as_the_volume_path_does(cli, tmp_path):
+    import r2unet
+
+    weights = ROOT / "weights/lung-r2unet.safetensors"
+    model = r2unet.load(str(weights))
+    assert model.preprocess["hu_window"] == [-1000.0, 400.0]
+    vol, _, _ = phantom(nz=2)
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), scan)
+    run_cli(cli, "predict", scan, "--weights", weights, "-o", tmp_path / "out")
+    prob = np.asarray(nib.load(tmp_path / "out" / "scan_prob.nii.gz").dataobj)
+    for z in range(2):
+        # A slice of the volume is an image with x across: the array's transpose.
+        hu = np.ascontiguousarray(vol[..., z].T)
+        got = model.predict(hu)
+        np.testing.assert_allclose(got, prob[..., z].T, atol=1e-6)
+        np.testing.assert_allclose(model.predict(hu.astype(np.float32)), got, atol=1e-6)
+    with pytest.raises(ValueError, match="Hounsfield units"):
+        model.predict(np.zeros((64, 64), np.uint8))
+    with pytest.raises(ValueError, match="finite"):
+        model.predict(np.full((64, 64), np.nan, np.float32))
+
+
 def test_a_broken_volume_is_named(cli, tmp_path):
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"\x1f\x8b not a volume")

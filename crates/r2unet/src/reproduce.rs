@@ -146,14 +146,6 @@ pub fn eval_protocol(kind: DatasetKind) -> &'static str {
     }
 }
 
-/// The paper's training budget on DRIVE: 190,000 patches (9,500 from each of
-/// the 20 training images), batch 32, 50 epochs (`train --protocol paper`).
-pub const PAPER_EPOCHS: usize = 50;
-/// Patches per training image and epoch under the paper's protocol.
-pub const PAPER_PATCHES_PER_IMAGE: usize = 9_500;
-/// Batch size under the paper's protocol.
-pub const PAPER_BATCH_SIZE: usize = 32;
-
 /// How `reproduce --train` trains `model` on `kind`: the default retina
 /// protocol (48x48 FOV patches, 600 per image, 10 epochs, batch 32) for
 /// fundus sets; whole images resized to 128 (PH2, 50 epochs) or 256 (lung

@@ -10,9 +10,9 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::atomic::write_atomic;
 use crate::data::fov::compute_fov;
-use crate::data::io::read_image_checked;
+use crate::data::io::{LabelRule, read_ct, read_image_checked, read_mask};
 use crate::data::nifti::{ImageVolume, unslice, volume_stem, write_volume};
-use crate::data::preprocess::luminance;
+use crate::data::preprocess::{luminance, window_hu};
 use crate::data::{FovSource, Image, LoadOptions, Mask, ReadLimits, Sample};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -62,6 +62,30 @@ pub enum FovMode {
     Whole,
     /// This mask, which must have the image's size.
     Mask(Mask),
+}
+
+impl FovMode {
+    /// The field of view a user names in text (`predict --fov`, the Python
+    /// `segment_file`): `auto`, `none`, or the path of a 0/1 mask file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming `text` when it is neither a word nor a
+    /// readable mask file.
+    pub fn from_arg(text: &str, limits: ReadLimits) -> Result<Self> {
+        match text {
+            "auto" => Ok(FovMode::Auto),
+            "none" => Ok(FovMode::Whole),
+            file => read_mask(Path::new(file), limits, LabelRule::Binary)
+                .map(FovMode::Mask)
+                .map_err(|e| {
+                    Error::invalid(
+                        format!("field of view `{file}`"),
+                        format!("{e}; expected auto, none or a mask file"),
+                    )
+                }),
+        }
+    }
 }
 
 /// What [`TrainedModel::segment`] gives for one raw image.
@@ -180,12 +204,63 @@ impl TrainedModel {
     ///
     /// # Errors
     ///
-    /// As [`TrainedModel::load`]; a name that is neither shipped nor a file.
+    /// As [`TrainedModel::load`]; [`Error::Io`] for a name that is neither
+    /// shipped nor a file, listing the shipped names.
     pub fn open(name_or_path: &str, device: &Device) -> Result<Self> {
         if SHIPPED.iter().any(|(n, _)| *n == name_or_path) {
             return Self::shipped(name_or_path, device);
         }
-        Self::load(Path::new(name_or_path), device)
+        let path = Path::new(name_or_path);
+        if !path.exists() {
+            let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+            let reason = format!(
+                "no such file, and not a shipped model (those are: {})",
+                names.join(", ")
+            );
+            let missing = std::io::Error::new(std::io::ErrorKind::NotFound, reason);
+            return Err(Error::io(path, missing));
+        }
+        Self::load(path, device)
+    }
+
+    /// Reads an image file as the model's training images were read: a CT
+    /// model's slice (a HU window recorded with its weights) as raw values
+    /// from a TIFF, windowed as its loader windowed them; any other model's
+    /// image scaled to `[0, 1]` by its bit depth. Also returns warnings
+    /// about the file that did not stop it from being read.
+    ///
+    /// # Errors
+    ///
+    /// Read errors naming `path`; [`Error::Invalid`] for a CT model given
+    /// anything but a TIFF (the formats that hold Hounsfield units).
+    pub fn read_input(&self, path: &Path, limits: ReadLimits) -> Result<(Image, Vec<String>)> {
+        let Some((lo, hi)) = self.preprocess.hu_window() else {
+            return read_image_checked(path, limits);
+        };
+        let tiff = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
+        if !tiff {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                format!(
+                    "the model was trained on CT slices in Hounsfield units (window {lo}..{hi}); \
+                     expected a TIFF of the slice's values (int16 or float) or a NIfTI volume"
+                ),
+            ));
+        }
+        let raw = read_ct(path, limits)?;
+        let mut warnings = Vec::new();
+        // Air is -1000 HU and lung tissue below -500: a slice with neither is
+        // probably stored with an offset (often +1024) or already scaled.
+        if !raw.data.iter().any(|&v| v < -500.0) {
+            warnings.push(format!(
+                "{}: no value below -500, so it may not be in Hounsfield units (air is -1000); \
+                 a slice stored with an offset (such as +1024) must have it subtracted first",
+                path.display()
+            ));
+        }
+        Ok((window_hu(&raw, lo, hi)?, warnings))
     }
 
     /// Whether the model was trained with the fundus (retina) preprocessing.
@@ -221,11 +296,23 @@ impl TrainedModel {
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] when a given mask's size differs from the image's.
+    /// [`Error::Invalid`] when a given mask's size differs from the image's,
+    /// or when a fundus model finds no field of view to compute.
     pub fn fov(&self, image: &Image, mode: &FovMode) -> Result<Mask> {
         let (w, h) = (image.width, image.height);
         match mode {
-            FovMode::Auto if self.is_retina() => Ok(compute_fov(image)),
+            FovMode::Auto if self.is_retina() => {
+                let fov = compute_fov(image);
+                if fov.data.iter().all(|&v| v == 0) {
+                    return Err(Error::invalid(
+                        "field of view",
+                        "none found: no part of the image is bright enough to be a fundus \
+                         (a very dark image, or values scaled into a small range); give a \
+                         field-of-view mask, or none for the whole image",
+                    ));
+                }
+                Ok(fov)
+            }
             FovMode::Auto | FovMode::Whole => Ok(Mask::filled(w, h, 1)),
             FovMode::Mask(mask) if (mask.width, mask.height) == (w, h) => Ok(mask.clone()),
             FovMode::Mask(mask) => Err(Error::invalid(
@@ -260,16 +347,19 @@ impl TrainedModel {
                 format!("{threshold}: expected a value in (0, 1)"),
             ));
         }
-        let fov = self.fov(&image, fov)?;
         let image = self.fit_channels(image)?;
         let (w, h) = (image.width, image.height);
-        let sample = Sample {
+        let mut sample = Sample {
             id: id.to_string(),
             label: Mask::filled(w, h, 0),
-            fov,
+            fov: Mask::filled(w, h, 1),
             fov_source: FovSource::Computed,
             image,
         };
+        // An image too small for the preprocessing is named as such before
+        // its field of view is looked for.
+        self.preprocess.check_size(&sample)?;
+        sample.fov = self.fov(&sample.image, fov)?;
         let mut probabilities =
             probability_map(&self.model, &self.preprocess, inference, &sample, device)?;
         for (p, &f) in probabilities.iter_mut().zip(&sample.fov.data) {
@@ -417,7 +507,7 @@ impl TrainedModel {
         opts: &PredictOptions,
         device: &Device,
     ) -> Result<FileResult> {
-        let (image, warnings) = read_image_checked(path, opts.limits)?;
+        let (image, warnings) = self.read_input(path, opts.limits)?;
         let stem = output_stem(path);
         let seg = self
             .segment(

@@ -35,7 +35,10 @@ class Model:
         """Foreground probabilities, float32 HxW, 0 outside the field of view.
 
         ``image``: HxW or HxWxC (C = 1, 3 or 4; alpha ignored) of uint8,
-        uint16 or float32 in [0, 1]. ``fov``: "auto" (computed for fundus
+        uint16 (divided by the smallest of 2^8, 2^10, 2^12, 2^14 or 2^16,
+        minus one, that holds its largest value) or float32 in [0, 1]; for a
+        CT model (``preprocess["hu_window"]`` recorded), HxW Hounsfield units
+        (int16, float32 or float64), windowed as its training slices were. ``fov``: "auto" (computed for fundus
         models, whole image otherwise; the default), "none", or an HxW 0/1
         mask. ``tta``: average over the four flips. ``rescale``: fundus
         models bring the image to their training images' FOV diameter first
@@ -111,6 +114,8 @@ def train(
     augment: bool = True,
     val_fraction: float = 0.1,
     bn: Literal["shared", "per-step"] = "per-step",
+    widths: Optional[list[int]] = None,
+    t: Optional[int] = None,
     init: Optional[_Path] = None,
     protocol: Optional[Literal["paper"]] = None,
     checkpoint_minutes: float = 10.0,
@@ -119,9 +124,11 @@ def train(
     precision: Literal["f32", "bf16"] = "f32",
 ) -> dict[str, Any]:
     """Trains into the run folder ``out`` with ``r2unet train``'s options
-    (defaults: 10 epochs, 600 patches per image, batch 32, 48x48 patches for
-    fundus sets and 256 for whole images; ``protocol="paper"`` fixes 50 x
-    9,500 x 32 and refuses explicit ones; ``init`` fine-tunes from weights);
+    (defaults: the retina preset's R2U-Net, widths 16-128, t = 2; 10 epochs,
+    600 patches per image, batch 32, 48x48 patches for fundus sets and 256
+    for whole images; ``protocol="paper"`` fixes 50 x 9,500 x 32 and refuses
+    explicit ones; ``init`` fine-tunes from weights, whose model replaces
+    ``model``, ``bn``, ``widths`` and ``t``);
     ``resume=True`` continues the run. ``precision="bf16"`` as ``r2unet
     train --precision bf16``; the run uses its own precision whatever
     ``set_precision`` chose, and restores it after (the setting is

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::bootstrap::{MetricIntervals, ScoreHistogram, metric_intervals};
 use super::confusion::{Confusion, Metrics, ZeroDivision};
 use super::roc::{PrPoint, RocAccumulator, RocPoint, thin_curve};
-use crate::data::Sample;
+use crate::data::fov::fov_diameter;
 use crate::data::preprocess::{resize_image, resize_mask};
+use crate::data::{ReadLimits, Sample};
 use crate::error::{Error, Result};
 use crate::infer::{Inference, Rescale};
 use crate::model::Preprocess;
@@ -156,6 +157,20 @@ pub fn probability_map(
     // The size is checked as given: a tiny image is refused, not enlarged.
     preprocess.check_size(sample)?;
     let input = match rescale_factor(preprocess, inference, sample) {
+        Some(scale) if rescaled_pixels(sample, scale) > ReadLimits::default().max_pixels => {
+            return Err(Error::invalid(
+                format!("image `{}`", sample.id),
+                format!(
+                    "its field of view is {} pixels across, {scale:.1} times smaller than the \
+                     model's training images': enlarged to match, it would have {} pixels, \
+                     more than the {} an image may have; give a field-of-view mask that \
+                     covers the fundus, or turn rescaling off",
+                    fov_diameter(&sample.fov),
+                    rescaled_pixels(sample, scale),
+                    ReadLimits::default().max_pixels
+                ),
+            ));
+        }
         Some(scale) => preprocess.apply(&rescaled(sample, scale))?,
         None => preprocess.apply(sample)?,
     };
@@ -178,10 +193,23 @@ fn rescale_factor(preprocess: &Preprocess, inference: &Inference, sample: &Sampl
     }
 }
 
+/// The side of `n` pixels resized by `scale`, at least 8.
+fn rescaled_side(n: usize, scale: f64) -> usize {
+    ((n as f64 * scale).round() as usize).max(8)
+}
+
+/// The pixels of `sample` resized by `scale`. A field of view far smaller
+/// than the training images' (a stray bright blob, a wrong mask) would
+/// enlarge the image past what any reader accepts.
+fn rescaled_pixels(sample: &Sample, scale: f64) -> u64 {
+    let side = |n| rescaled_side(n, scale) as u64;
+    side(sample.image.width) * side(sample.image.height)
+}
+
 /// `sample` resized by `scale` (image bilinear, label and FOV nearest),
 /// at least 8x8 pixels.
 fn rescaled(sample: &Sample, scale: f64) -> Sample {
-    let side = |n: usize| ((n as f64 * scale).round() as usize).max(8);
+    let side = |n| rescaled_side(n, scale);
     let (w, h) = (side(sample.image.width), side(sample.image.height));
     Sample {
         image: resize_image(&sample.image, w, h),

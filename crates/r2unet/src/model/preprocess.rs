@@ -30,10 +30,16 @@ pub enum Preprocess {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fov_diameter: Option<f32>,
     },
-    /// Resized to a square side (channels kept; CT already windowed by the loader).
+    /// Resized to a square side (channels kept).
     Resize {
         /// Side in pixels.
         size: usize,
+        /// The window in Hounsfield units the loader applied to CT slices
+        /// (lung CT), so inference reads a slice's raw values and windows
+        /// them the same way; `None` for photographs, and in CT weights
+        /// saved before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hu_window: Option<(f32, f32)>,
     },
 }
 
@@ -93,13 +99,21 @@ impl Preprocess {
             Preprocess::Retina { mean, std, .. } => {
                 out.image = retina_protocol_with(&sample.image, mean, std)?;
             }
-            Preprocess::Resize { size } => {
+            Preprocess::Resize { size, .. } => {
                 out.image = resize_image(&sample.image, size, size);
                 out.label = resize_mask(&sample.label, size, size);
                 out.fov = resize_mask(&sample.fov, size, size);
             }
         }
         Ok(out)
+    }
+
+    /// The CT window of a model trained on CT slices, when recorded.
+    pub fn hu_window(&self) -> Option<(f32, f32)> {
+        match *self {
+            Preprocess::Resize { hu_window, .. } => hu_window,
+            Preprocess::Retina { .. } => None,
+        }
     }
 
     /// The training images' FOV diameter, when recorded (fundus models).
@@ -177,7 +191,14 @@ mod tests {
         assert_eq!(model.fov_scale(&Mask::filled(8, 8, 0)), None);
         // Weights saved before the diameter was recorded, and CT/skin models.
         assert_eq!(retina(None).fov_scale(&fov(1080)), None);
-        assert_eq!(Preprocess::Resize { size: 256 }.fov_scale(&fov(1080)), None);
+        assert_eq!(
+            Preprocess::Resize {
+                size: 256,
+                hu_window: None
+            }
+            .fov_scale(&fov(1080)),
+            None
+        );
     }
 
     #[test]

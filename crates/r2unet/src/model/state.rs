@@ -161,8 +161,31 @@ impl UNet {
     ///
     /// # Errors
     ///
+    /// [`Error::Invalid`], before anything is written, for a `path` whose
+    /// config file would be itself (a `.json` name) or would replace a JSON
+    /// file that is not a model config (such as a run's `config.json`);
     /// [`Error::Io`] naming the file that could not be written.
     pub fn save_with(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
+        let sidecar = config_path(path);
+        if sidecar == path {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                "a weights file name must not end in .json: the model's config is written \
+                 beside it as <name>.json",
+            ));
+        }
+        let foreign = std::fs::read(&sidecar)
+            .is_ok_and(|bytes| serde_json::from_slice::<UNetConfig>(&bytes).is_err());
+        if foreign {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                format!(
+                    "its config would be written to {}, which exists and is not a model \
+                     config; choose another name",
+                    sidecar.display()
+                ),
+            ));
+        }
         self.write_safetensors(path, extra)?;
         let config = serde_json::to_string_pretty(&self.config).expect("config serialises");
         write_atomic(&config_path(path), config.as_bytes())

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{DatasetKind, LoadOptions};
 use crate::error::{Error, Result};
 use crate::kernels::Precision;
-use crate::model::UNetConfig;
+use crate::model::{UNetConfig, read_config};
 
 /// The training loss (on logits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +60,14 @@ impl Schedule {
 fn cosine_between(from: f64, to: f64, t: f64) -> f64 {
     to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
 }
+
+/// The paper's training budget on DRIVE: 190,000 patches (9,500 from each of
+/// the 20 training images), batch 32, 50 epochs (`train --protocol paper`).
+pub const PAPER_EPOCHS: usize = 50;
+/// Patches per training image and epoch under the paper's protocol.
+pub const PAPER_PATCHES_PER_IMAGE: usize = 9_500;
+/// Batch size under the paper's protocol.
+pub const PAPER_BATCH_SIZE: usize = 32;
 
 /// A complete training run description.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +130,72 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// A run of `model` on `data` (a dataset layout and its folder; `None`:
+    /// the built-in synthetic retinas, 20 images) with the defaults that
+    /// `r2unet train` and the Python package document: 10 epochs of 600
+    /// patches per training image (whole-image tasks use each image once),
+    /// batch 32, 48x48 patches for fundus sets and whole images resized to
+    /// 256x256 otherwise, Adam at 1e-3 with cosine decay, BCE, 10% held out
+    /// for validation, augmentation, seed 0, a checkpoint every 10 minutes,
+    /// f32. Change fields (or use the `with_` methods) for anything else.
+    pub fn new(data: Option<(DatasetKind, PathBuf)>, model: UNetConfig) -> Self {
+        let whole_image = data.as_ref().is_some_and(|(kind, _)| !kind.is_retina());
+        let config = TrainConfig {
+            dataset: data.as_ref().map_or(DatasetKind::Drive, |(kind, _)| *kind),
+            data: data.map(|(_, dir)| dir),
+            synthetic_images: 20,
+            load: LoadOptions::default(),
+            model,
+            epochs: 10,
+            patches_per_image: 600,
+            patch_size: 0,
+            batch_size: 32,
+            lr: 1e-3,
+            schedule: Schedule::Cosine,
+            loss: LossKind::Bce,
+            pos_weight: None,
+            val_fraction: 0.1,
+            augment: true,
+            seed: 0,
+            checkpoint_minutes: 10.0,
+            init: None,
+            all_images: false,
+            keep_epochs: false,
+            precision: Precision::default(),
+        };
+        config.with_patch_size(if whole_image { 256 } else { 48 })
+    }
+
+    /// The side of the training patches (fundus sets) or of the resized
+    /// whole images (other tasks), in the run and in its model's config.
+    pub fn with_patch_size(mut self, size: usize) -> Self {
+        self.patch_size = size;
+        self.model.patch_size = size;
+        self
+    }
+
+    /// Fine-tunes from `weights`: their model (read from the file) replaces
+    /// the config's, at the run's patch size.
+    ///
+    /// # Errors
+    ///
+    /// An unreadable weights file or config, naming it.
+    pub fn with_init(mut self, weights: PathBuf) -> Result<Self> {
+        self.model = read_config(&weights)?;
+        self.model.patch_size = self.patch_size;
+        self.init = Some(weights);
+        Ok(self)
+    }
+
+    /// The paper's training budget: 50 epochs of 9,500 patches per DRIVE
+    /// image (190,000 patches), batch 32.
+    pub fn with_paper_budget(mut self) -> Self {
+        self.epochs = PAPER_EPOCHS;
+        self.patches_per_image = PAPER_PATCHES_PER_IMAGE;
+        self.batch_size = PAPER_BATCH_SIZE;
+        self
+    }
+
     /// Checks the settings a user can get wrong.
     ///
     /// # Errors

@@ -39,17 +39,14 @@ pub fn training_samples(config: &TrainConfig) -> Result<Vec<Sample>> {
     }
 }
 
-/// Fits the preprocessing of `kind` on the training samples and applies it.
+/// Fits the preprocessing of `config`'s dataset on its raw training samples
+/// and applies it.
 ///
 /// # Errors
 ///
 /// [`Error::Invalid`] for mixed channel counts; CLAHE errors on tiny images.
-pub fn prepare(
-    kind: DatasetKind,
-    synthetic: bool,
-    patch_size: usize,
-    raw: &[Sample],
-) -> Result<(Preprocess, Vec<Sample>)> {
+pub fn prepare(config: &TrainConfig, raw: &[Sample]) -> Result<(Preprocess, Vec<Sample>)> {
+    let kind = config.dataset;
     if let Some(first) = raw.first()
         && let Some(odd) = raw
             .iter()
@@ -63,7 +60,7 @@ pub fn prepare(
             ),
         ));
     }
-    let preprocess = if kind.is_retina() || synthetic {
+    let preprocess = if kind.is_retina() || config.data.is_none() {
         let mut images: Vec<_> = raw.iter().map(|s| s.image.clone()).collect();
         let (mean, std) = retina_protocol(&mut images)?;
         let prepared = raw
@@ -81,7 +78,13 @@ pub fn prepare(
             prepared,
         ));
     } else {
-        Preprocess::Resize { size: patch_size }
+        Preprocess::Resize {
+            size: config.patch_size,
+            // The lung loader windows every slice (`DatasetKind::Lung`'s
+            // entries are CT); NIfTI volumes are windowed only when they
+            // look like Hounsfield units, so no window is recorded for them.
+            hu_window: (kind == DatasetKind::Lung).then_some(config.load.hu_window),
+        }
     };
     let prepared = raw
         .iter()
@@ -120,12 +123,7 @@ pub(crate) fn patch_config(config: &TrainConfig, whole_image: bool) -> PatchConf
 /// patches of every training image rather than whole images.
 pub fn held_out_samples(config: &TrainConfig) -> Result<Vec<Sample>> {
     let raw = training_samples(config)?;
-    let (preprocess, prepared) = prepare(
-        config.dataset,
-        config.data.is_none(),
-        config.patch_size,
-        &raw,
-    )?;
+    let (preprocess, prepared) = prepare(config, &raw)?;
     if !matches!(preprocess, Preprocess::Resize { .. }) {
         return Err(Error::invalid(
             "held-out images",

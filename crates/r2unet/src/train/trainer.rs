@@ -226,7 +226,7 @@ impl Trainer {
         // The run's own precision, whatever the process had set (restored after).
         let _precision = crate::kernels::PrecisionScope::set(c.precision)?;
         let raw = training_samples(c)?;
-        let (preprocess, samples) = prepare(c.dataset, c.data.is_none(), c.patch_size, &raw)?;
+        let (preprocess, samples) = prepare(c, &raw)?;
         drop(raw);
         let channels = samples[0].image.channels;
         let whole_image = matches!(preprocess, Preprocess::Resize { .. });

@@ -429,7 +429,10 @@ fn whole_image_tasks_train_on_resized_rgb_images() {
     };
     assert_eq!(
         state.preprocess,
-        r2unet::model::Preprocess::Resize { size: 32 }
+        r2unet::model::Preprocess::Resize {
+            size: 32,
+            hu_window: None
+        }
     );
     assert_eq!(state.history.len(), 2);
     let model =

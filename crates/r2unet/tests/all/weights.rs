@@ -34,6 +34,37 @@ fn save_then_load_gives_the_same_tensors_and_outputs() {
 }
 
 #[test]
+fn saving_never_replaces_a_json_file_that_is_not_the_models_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small(Architecture::Unet).init(&Device::flex());
+    // A `.json` name would be its own config file: the weights would be lost.
+    let json = dir.path().join("model.json");
+    let err = model.save(&json).unwrap_err().to_string();
+    assert!(err.contains("model.json") && err.contains(".json"), "{err}");
+    assert!(!json.exists(), "nothing written");
+    // A run folder's `config.json` beside `config.safetensors` stays.
+    let run_config = dir.path().join("config.json");
+    std::fs::write(&run_config, r#"{"dataset": "lung"}"#).unwrap();
+    let err = model
+        .save(&dir.path().join("config.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config.json") && err.contains("not a model"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&run_config).unwrap(),
+        r#"{"dataset": "lung"}"#
+    );
+    assert!(!dir.path().join("config.safetensors").exists());
+    // A model's own config beside it is replaced, as every save does.
+    let path = dir.path().join("w.safetensors");
+    model.save(&path).unwrap();
+    model.save(&path).unwrap();
+}
+
+#[test]
 fn a_file_of_another_config_names_the_tensor_and_both_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.safetensors");
