@@ -49,9 +49,10 @@ pub struct DataArgs {
     /// Accept non-binary labels: foreground above this fraction of full scale (0..1).
     #[arg(long)]
     pub label_threshold: Option<f32>,
-    /// CT window in Hounsfield units, low,high (lung CT and NIfTI volumes in HU).
-    #[arg(long, default_value = "-1000,400", allow_hyphen_values = true)]
-    pub hu_window: String,
+    /// CT window in Hounsfield units, low,high (lung CT and NIfTI volumes in HU)
+    /// [default: for `eval`, the window the model was trained with; else -1000,400].
+    #[arg(long, allow_hyphen_values = true)]
+    pub hu_window: Option<String>,
     /// Axis along which NIfTI volumes are sliced (0, 1, 2).
     #[arg(long, default_value_t = 2)]
     pub nifti_axis: usize,
@@ -88,10 +89,16 @@ impl DataSource {
 }
 
 impl DataArgs {
-    /// The source and its options, both checked.
-    pub fn resolve(&self) -> anyhow::Result<DataSource> {
+    /// The source and its options, both checked; CT slices windowed by
+    /// `--hu-window`, else by `trained` (the window the evaluated model was
+    /// trained with, so `eval` feeds it what training fed it), else the default.
+    pub fn resolve(&self, trained: Option<(f32, f32)>) -> anyhow::Result<DataSource> {
+        let mut options = self.options()?;
+        if let (None, Some(window)) = (&self.hu_window, trained) {
+            options.hu_window = window;
+        }
         Ok(DataSource {
-            options: self.options()?,
+            options,
             dir: self.source()?,
         })
     }
@@ -124,7 +131,10 @@ impl DataArgs {
             Some(t) if (0.0..1.0).contains(&t) => LabelRule::Threshold(t),
             Some(t) => anyhow::bail!("--label-threshold {t}: expected a value in [0, 1)"),
         };
-        let (lo, hi) = parse_hu_window(&self.hu_window)?;
+        let (lo, hi) = match &self.hu_window {
+            Some(text) => parse_hu_window(text)?,
+            None => LoadOptions::default().hu_window,
+        };
         if self.nifti_axis > 2 {
             anyhow::bail!("--nifti-axis {}: expected 0, 1 or 2", self.nifti_axis);
         }

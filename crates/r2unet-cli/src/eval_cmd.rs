@@ -177,7 +177,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     args.split
                 );
             }
-            let data = args.data.resolve()?;
+            let data = args.data.resolve(preprocess.hu_window())?;
             let name = data.name();
             let tune_split = match args.tune_on.as_str() {
                 "none" => None,
@@ -259,7 +259,7 @@ fn every_epoch(args: &EvalArgs, device: &r2unet::device::Device) -> anyhow::Resu
         config.model.size_multiple(),
         args.concurrent_images as usize,
     )?;
-    let data = args.data.resolve()?;
+    let data = args.data.resolve(Some(config.load.hu_window))?;
     let samples = data
         .samples(args.split)?
         .collect::<r2unet::Result<Vec<_>>>()?;

@@ -37,6 +37,14 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// The validated model config these flags describe.
     pub fn config(&self) -> anyhow::Result<UNetConfig> {
+        let c = self.unchecked();
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The model the flags describe, not yet checked: `train` checks it at
+    /// the run's patch size (which `--size` need not give).
+    pub fn unchecked(&self) -> UNetConfig {
         let mut c = self.preset.config(self.model);
         if let Some(t) = self.t {
             c.t = t;
@@ -56,7 +64,6 @@ impl ModelArgs {
         if let Some(s) = self.size {
             c.patch_size = s;
         }
-        c.validate()?;
-        Ok(c)
+        c
     }
 }

@@ -172,6 +172,15 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         limits,
         ..LoadOptions::default()
     };
+    if let (Some(_), Some(trained)) = (&args.hu_window, model.preprocess.hu_window())
+        && load.hu_window != trained
+    {
+        eprintln!(
+            "warning: --hu-window applies to NIfTI volumes; 2D slices are windowed as the \
+             model was trained, {},{}",
+            trained.0, trained.1
+        );
+    }
     let opts = PredictOptions {
         threshold: args.threshold,
         fov,

@@ -131,7 +131,9 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     fn config(&self) -> anyhow::Result<TrainConfig> {
-        let mut config = TrainConfig::new(self.data.source()?, self.model.config()?);
+        // Checked with the whole config (`Trainer::new`), at the run's patch
+        // size; with --init the file's model replaces it.
+        let mut config = TrainConfig::new(self.data.source()?, self.model.unchecked());
         if let Some(size) = self.patch_size.or(self.model.size) {
             config = config.with_patch_size(size);
         }

@@ -852,11 +852,16 @@ fn reproduce_trains_and_tables_two_models() {
         .enumerate()
     {
         let inside = |x: u32, y: u32| (8 + i as u32..24).contains(&x) && (6..26).contains(&y);
-        image::ImageBuffer::<image::Luma<u16>, _>::from_fn(32, 32, |x, y| {
-            image::Luma([if inside(x, y) { 200 } else { 1200 }])
-        })
-        .save(lung.join(format!("2d_images/{id}.tif")))
-        .unwrap();
+        // int16 Hounsfield units as the LUNG set stores them: lung -850,
+        // tissue 40.
+        let hu: Vec<i16> = (0..32 * 32)
+            .map(|p| if inside(p % 32, p / 32) { -850 } else { 40 })
+            .collect();
+        let file = std::fs::File::create(lung.join(format!("2d_images/{id}.tif"))).unwrap();
+        tiff::encoder::TiffEncoder::new(file)
+            .unwrap()
+            .write_image::<tiff::encoder::colortype::GrayI16>(32, 32, &hu)
+            .unwrap();
         image::GrayImage::from_fn(32, 32, |x, y| image::Luma([u8::from(inside(x, y))]))
             .save(lung.join(format!("2d_masks/{id}.tif")))
             .unwrap();
@@ -927,6 +932,24 @@ fn reproduce_trains_and_tables_two_models() {
         "--threads",
         "1",
     ]);
+    // A slice with no value below -500 HU is segmented with a warning.
+    let offset = tmp.path().join("offset.tif");
+    image::ImageBuffer::<image::Luma<u16>, _>::from_pixel(32, 32, image::Luma([1064]))
+        .save(&offset)
+        .unwrap();
+    let out = r2unet(&[
+        "predict",
+        "--weights",
+        model.to_str().unwrap(),
+        offset.to_str().unwrap(),
+        "-o",
+        predicted.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("offset.tif: no value below -500"),
+        "{err}"
+    );
     let png = tmp.path().join("slice.png");
     image::GrayImage::new(32, 32).save(&png).unwrap();
     let out = r2unet(&[

@@ -700,7 +700,6 @@ fn train<'py>(
         if let Some(widths) = widths {
             model_config.widths = widths;
         }
-        model_config.validate().map_err(py_err)?;
         let mut config = TrainConfig::new(source, model_config);
         if let Some(size) = patch_size {
             config = config.with_patch_size(size);

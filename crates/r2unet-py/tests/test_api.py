@@ -108,7 +108,7 @@ def test_fields_of_view_that_cannot_be_right_are_refused(model):
     # A 3-pixel field of view would enlarge the image 180 times, past 64 MP.
     fov = np.zeros((64, 64), np.uint8)
     fov[30:33, 30:33] = 1
-    with pytest.raises(ValueError, match="more than the 64000000"):
+    with pytest.raises(ValueError, match="more than the default read limit of 64000000"):
         model.predict(fundus(64, 64, 7), fov=fov)
     assert model.predict(fundus(64, 64, 7), fov=fov, rescale=False).shape == (64, 64)
 
@@ -202,6 +202,8 @@ def test_train_refuses_bad_options(tmp_path):
         ({"protocol": "paper", "epochs": 3}, "fixes the budget"),
         ({"protocol": "fast"}, "protocol `fast`"),
         ({"bn": "batch"}, "batch"),
+        ({"data": "DRIVE"}, "generated"),
+        ({"widths": [4, 8, 16], "patch_size": 30}, "multiple of 4"),
     ]:
         with pytest.raises(ValueError, match=expected):
             r2unet.train(tmp_path / "r", dataset="synthetic", **kwargs)

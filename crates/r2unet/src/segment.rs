@@ -70,19 +70,21 @@ impl FovMode {
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] naming `text` when it is neither a word nor a
-    /// readable mask file.
+    /// [`Error::Io`] for a file that cannot be read, [`Error::Invalid`] for
+    /// one that is not a 0/1 mask; each names the file.
     pub fn from_arg(text: &str, limits: ReadLimits) -> Result<Self> {
         match text {
             "auto" => Ok(FovMode::Auto),
             "none" => Ok(FovMode::Whole),
             file => read_mask(Path::new(file), limits, LabelRule::Binary)
                 .map(FovMode::Mask)
-                .map_err(|e| {
-                    Error::invalid(
-                        format!("field of view `{file}`"),
-                        format!("{e}; expected auto, none or a mask file"),
-                    )
+                .map_err(|e| match e {
+                    // A missing or unreadable file stays an I/O error.
+                    Error::Io { .. } => e,
+                    other => Error::invalid(
+                        "field of view",
+                        format!("{other}; expected auto, none or a mask file"),
+                    ),
                 }),
         }
     }

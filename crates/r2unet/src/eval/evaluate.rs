@@ -163,7 +163,7 @@ pub fn probability_map(
                 format!(
                     "its field of view is {} pixels across, {scale:.1} times smaller than the \
                      model's training images': enlarged to match, it would have {} pixels, \
-                     more than the {} an image may have; give a field-of-view mask that \
+                     more than the default read limit of {}; give a field-of-view mask that \
                      covers the fundus, or turn rescaling off",
                     fov_diameter(&sample.fov),
                     rescaled_pixels(sample, scale),

@@ -175,6 +175,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_ct_window_is_recorded_and_old_files_read_without_it() {
+        let ct = Preprocess::Resize {
+            size: 256,
+            hu_window: Some((-1000.0, 400.0)),
+        };
+        let json = serde_json::to_string(&ct).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"resize","size":256,"hu_window":[-1000.0,400.0]}"#
+        );
+        assert_eq!(Preprocess::parse(&json, Path::new("w")).unwrap(), ct);
+        // Weights and run states written before the window was recorded.
+        let old = Preprocess::parse(r#"{"kind":"resize","size":128}"#, Path::new("w")).unwrap();
+        assert_eq!(old.hu_window(), None);
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"kind":"resize","size":128}"#
+        );
+    }
+
+    #[test]
     fn the_fov_scale_brings_a_disc_to_the_training_diameter() {
         let retina = |fov_diameter| Preprocess::Retina {
             mean: 0.5,

@@ -253,7 +253,23 @@ impl Trainer {
         let model_config = c.model.clone().with_in_channels(channels);
         let fresh_optim = AdamConfig::new().with_epsilon(1e-8).init();
         let (mut model, mut optim, mut state) = if self.resume {
-            let state = self.dir.read_state()?;
+            let mut state = self.dir.read_state()?;
+            // A lung run started before CT windows were recorded takes the
+            // one its loader applies, so its weights record it from now on.
+            if let (
+                Preprocess::Resize {
+                    size,
+                    hu_window: None,
+                },
+                Preprocess::Resize {
+                    size: fitted,
+                    hu_window: Some(_),
+                },
+            ) = (&state.preprocess, &preprocess)
+                && size == fitted
+            {
+                state.preprocess = preprocess;
+            }
             let (model, optim) = self.dir.restore(&state, &self.device, fresh_optim)?;
             (model, optim, state)
         } else {
