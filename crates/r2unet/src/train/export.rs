@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::checkpoint::{RunDir, load_checkpoint};
+use super::prepare::with_ct_window;
 use crate::device::Device;
 use crate::error::Result;
 use crate::model::read_metadata;
@@ -24,6 +25,7 @@ pub fn export_run(run: &Path, best: bool, out: &Path, device: &Device) -> Result
     let dir = RunDir(run.to_path_buf());
     let weights = if best { dir.best() } else { dir.last() };
     let (model, preprocess) = load_checkpoint(&weights, device)?;
+    let preprocess = with_ct_window(preprocess, &dir.read_config()?);
     let provenance = provenance(run, &weights)?;
     model.save_with(
         out,

@@ -80,10 +80,7 @@ pub fn prepare(config: &TrainConfig, raw: &[Sample]) -> Result<(Preprocess, Vec<
     } else {
         Preprocess::Resize {
             size: config.patch_size,
-            // The lung loader windows every slice (`DatasetKind::Lung`'s
-            // entries are CT); NIfTI volumes are windowed only when they
-            // look like Hounsfield units, so no window is recorded for them.
-            hu_window: (kind == DatasetKind::Lung).then_some(config.load.hu_window),
+            hu_window: ct_window(config),
         }
     };
     let prepared = raw
@@ -91,6 +88,30 @@ pub fn prepare(config: &TrainConfig, raw: &[Sample]) -> Result<(Preprocess, Vec<
         .map(|s| preprocess.apply(s))
         .collect::<Result<_>>()?;
     Ok((preprocess, prepared))
+}
+
+/// The CT window a run's loader applies to every training image, recorded
+/// with its weights: the lung layout's (its entries are CT slices). NIfTI
+/// volumes are windowed only when they look like Hounsfield units, so no
+/// window is recorded for them.
+fn ct_window(config: &TrainConfig) -> Option<(f32, f32)> {
+    (config.dataset == DatasetKind::Lung).then_some(config.load.hu_window)
+}
+
+/// `preprocess` of a run with `config`, with the CT window its loader
+/// applies where a run started before windows were recorded has none (so
+/// its resumed checkpoints and exported weights record it).
+pub(crate) fn with_ct_window(preprocess: Preprocess, config: &TrainConfig) -> Preprocess {
+    match preprocess {
+        Preprocess::Resize {
+            size,
+            hu_window: None,
+        } => Preprocess::Resize {
+            size,
+            hu_window: ct_window(config),
+        },
+        other => other,
+    }
 }
 
 /// How a run with `config` draws its patches from the prepared samples:
@@ -145,4 +166,32 @@ fn median_fov_diameter(samples: &[Sample]) -> f32 {
     let mut diameters: Vec<usize> = samples.iter().map(|s| fov_diameter(&s.fov)).collect();
     diameters.sort_unstable();
     diameters.get(diameters.len() / 2).copied().unwrap_or(0) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Architecture, Preset};
+
+    #[test]
+    fn runs_from_before_the_window_was_recorded_get_their_loaders() {
+        let model = Preset::Retina.config(Architecture::R2unet);
+        let old = Preprocess::Resize {
+            size: 256,
+            hu_window: None,
+        };
+        let lung = TrainConfig::new(Some((DatasetKind::Lung, "LUNG".into())), model.clone());
+        assert_eq!(
+            with_ct_window(old, &lung).hu_window(),
+            Some((-1000.0, 400.0))
+        );
+        // Photographs (PH2) have no window; a recorded one is kept.
+        let ph2 = TrainConfig::new(Some((DatasetKind::Ph2, "PH2".into())), model);
+        assert_eq!(with_ct_window(old, &ph2), old);
+        let kept = Preprocess::Resize {
+            size: 256,
+            hu_window: Some((-1200.0, 600.0)),
+        };
+        assert_eq!(with_ct_window(kept, &lung), kept);
+    }
 }

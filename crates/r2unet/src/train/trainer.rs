@@ -25,7 +25,7 @@ use super::checkpoint::{EpochRecord, RunDir, RunState};
 use super::config::{LossKind, TrainConfig};
 use super::loss::{bce_with_logits, dice_with_logits};
 use super::parallel::{shard_ranges, sharded_gradients};
-use super::prepare::{patch_config, prepare, training_samples};
+use super::prepare::{patch_config, prepare, training_samples, with_ct_window};
 use crate::data::augment::Augment;
 use crate::data::patches::{PatchBatch, PatchBatcher, PatchDataset, sample_patches};
 use crate::error::{Error, Result};
@@ -254,22 +254,7 @@ impl Trainer {
         let fresh_optim = AdamConfig::new().with_epsilon(1e-8).init();
         let (mut model, mut optim, mut state) = if self.resume {
             let mut state = self.dir.read_state()?;
-            // A lung run started before CT windows were recorded takes the
-            // one its loader applies, so its weights record it from now on.
-            if let (
-                Preprocess::Resize {
-                    size,
-                    hu_window: None,
-                },
-                Preprocess::Resize {
-                    size: fitted,
-                    hu_window: Some(_),
-                },
-            ) = (&state.preprocess, &preprocess)
-                && size == fitted
-            {
-                state.preprocess = preprocess;
-            }
+            state.preprocess = with_ct_window(state.preprocess, c);
             let (model, optim) = self.dir.restore(&state, &self.device, fresh_optim)?;
             (model, optim, state)
         } else {
