@@ -289,6 +289,30 @@ fn train_then_eval_then_resume_end_to_end() {
     ] {
         assert!(report.join(f).exists(), "{f}");
     }
+    assert!(
+        std::fs::read_to_string(report.join("report.md"))
+            .unwrap()
+            .contains("images/im0_overlay.png")
+    );
+    // Evaluated again into the same folder without pictures, the reports link
+    // and embed none: the ones left there show the earlier evaluation.
+    stdout_of(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--dataset",
+        "folder",
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "all",
+        "--out",
+        report.to_str().unwrap(),
+        "--no-pictures",
+    ]);
+    let read = |page: &str| std::fs::read_to_string(report.join(page)).unwrap();
+    assert!(!read("report.md").contains("im0_overlay"));
+    assert!(!read("report.html").contains("<h2>Pictures</h2>"));
 
     // A retina run validates on patches of every training image: it has no
     // held-out images to evaluate, and says so.

@@ -271,7 +271,14 @@ where
             reason: format!("writing NIfTI: {e}"),
         });
     }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    // On disk before it replaces the target, as `write_atomic` does.
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
 }
 
 /// Voxels normalised as training does: windowed when they look like

@@ -105,13 +105,14 @@ document.querySelectorAll('section.picture').forEach(s => { const b = s.querySel
 document.body.dataset.ready = '1';
 "#;
 
-/// The page for `report`, headed `title`, with the curves and pictures
-/// already written in `dir` (`roc.png`, `pr.png`, `images/`) inlined.
+/// The page for `report`, headed `title`, with the curves and (when this
+/// evaluation wrote them, `pictures`) the pictures already written in `dir`
+/// (`roc.png`, `pr.png`, `images/`) inlined.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] naming a picture that exists but cannot be read.
-pub fn page(report: &EvalReport, title: &str, dir: &Path) -> Result<String> {
+pub fn page(report: &EvalReport, title: &str, dir: &Path, pictures: bool) -> Result<String> {
     let mut out = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{0}</title><style>{STYLE}</style></head>\n<body>\n<h1>{0}</h1>\n",
@@ -172,8 +173,8 @@ pub fn page(report: &EvalReport, title: &str, dir: &Path) -> Result<String> {
         );
     }
     out.push_str("</tbody></table>\n");
-    let pictures = dir.join(PICTURES);
-    if pictures.is_dir() {
+    let folder = dir.join(PICTURES);
+    if pictures && folder.is_dir() {
         out.push_str(
             "<h2>Pictures</h2>\n<p>Errors: true positives green, false positives red, \
              false negatives blue; darkened outside the field of view.</p>\n",
@@ -183,7 +184,7 @@ pub fn page(report: &EvalReport, title: &str, dir: &Path) -> Result<String> {
             let mut buttons = String::new();
             let mut views = String::new();
             for (suffix, label) in VIEWS {
-                let Some(uri) = data_uri(&pictures.join(format!("{stem}_{suffix}.png")))? else {
+                let Some(uri) = data_uri(&folder.join(format!("{stem}_{suffix}.png")))? else {
                     continue;
                 };
                 let _ = write!(

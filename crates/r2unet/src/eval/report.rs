@@ -68,7 +68,7 @@ pub fn evaluate_into(
     };
     let report = evaluate(model, preprocess, samples, opts, device, &mut on_image)?;
     if let Some(out) = out {
-        write_report(out.dir, &report, &out.title)?;
+        write_report(out.dir, &report, &out.title, out.pictures)?;
     }
     Ok(report)
 }
@@ -101,12 +101,19 @@ pub fn write_pictures(dir: &Path, sample: &Sample, probs: &[f32], threshold: f32
 
 /// Writes `report.json`, `report.md`, `roc.png`, `pr.png` and
 /// `report.html` (one self-contained page, see [`super::html`]) into `dir`.
-/// `title` heads the Markdown (e.g. `drive test, run runs/drive`).
+/// `title` heads the Markdown (e.g. `drive test, run runs/drive`); the
+/// pictures of `images/` are linked only when this evaluation wrote them
+/// (`pictures`), never those an earlier one left there.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] naming the file that could not be written.
-pub fn write_report(dir: &Path, report: &EvalReport, title: &str) -> Result<Vec<PathBuf>> {
+pub fn write_report(
+    dir: &Path,
+    report: &EvalReport,
+    title: &str,
+    pictures: bool,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let json = serde_json::to_string_pretty(report).expect("report serialises");
     let files = [
@@ -116,8 +123,7 @@ pub fn write_report(dir: &Path, report: &EvalReport, title: &str) -> Result<Vec<
         dir.join("pr.png"),
     ];
     write_atomic(&files[0], json.as_bytes())?;
-    let has_pictures = dir.join(PICTURES).is_dir();
-    write_atomic(&files[1], markdown(report, title, has_pictures).as_bytes())?;
+    write_atomic(&files[1], markdown(report, title, pictures).as_bytes())?;
     let curve = |title: String, x: &str, y: &str, points: Vec<(f64, f64)>| Chart {
         title,
         x_label: x.into(),
@@ -147,7 +153,10 @@ pub fn write_report(dir: &Path, report: &EvalReport, title: &str) -> Result<Vec<
     );
     write_png(&files[3], &[pr], 520, 480)?;
     let page = dir.join("report.html");
-    write_atomic(&page, super::html::page(report, title, dir)?.as_bytes())?;
+    write_atomic(
+        &page,
+        super::html::page(report, title, dir, pictures)?.as_bytes(),
+    )?;
     let mut files = files.to_vec();
     files.push(page);
     Ok(files)
