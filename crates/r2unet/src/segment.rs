@@ -10,7 +10,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::atomic::write_atomic;
 use crate::data::fov::compute_fov;
-use crate::data::io::{LabelRule, read_ct, read_image_checked, read_mask};
+use crate::data::io::{LabelRule, is_tiff, read_ct, read_image_checked, read_mask};
 use crate::data::nifti::{ImageVolume, unslice, volume_stem, write_volume};
 use crate::data::preprocess::{luminance, window_hu};
 use crate::data::{FovSource, Image, LoadOptions, Mask, ReadLimits, Sample};
@@ -239,10 +239,7 @@ impl TrainedModel {
         let Some((lo, hi)) = self.preprocess.hu_window() else {
             return read_image_checked(path, limits);
         };
-        let tiff = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
-        if !tiff {
+        if !is_tiff(path) {
             return Err(Error::invalid(
                 path.display().to_string(),
                 format!(

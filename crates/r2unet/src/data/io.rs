@@ -272,6 +272,13 @@ fn binarize(path: &Path, values: &[u16], full_scale: f32, rule: LabelRule) -> Re
     }
 }
 
+/// Whether `path` names a TIFF (`.tif`, `.tiff`), the format CT slices keep
+/// their raw values in.
+pub fn is_tiff(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"))
+}
+
 /// Reads a CT slice keeping its raw values (Hounsfield-like for the LUNG set):
 /// signed or unsigned integer or float TIFF through the `tiff` crate, other
 /// formats through [`read_image`] rescaled to their integer range.
@@ -280,10 +287,7 @@ fn binarize(path: &Path, values: &[u16], full_scale: f32, rule: LabelRule) -> Re
 ///
 /// [`Error::Io`], [`Error::Image`] or [`Error::TooLarge`] naming `path`.
 pub fn read_ct(path: &Path, limits: ReadLimits) -> Result<Image> {
-    let is_tiff = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
-    if !is_tiff {
+    if !is_tiff(path) {
         return read_image(path, limits);
     }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
