@@ -961,14 +961,17 @@ fn reproduce_trains_and_tables_two_models() {
     image::ImageBuffer::<image::Luma<u16>, _>::from_pixel(32, 32, image::Luma([1064]))
         .save(&offset)
         .unwrap();
-    let out = r2unet(&[
-        "predict",
-        "--weights",
-        model.to_str().unwrap(),
-        offset.to_str().unwrap(),
-        "-o",
-        predicted.to_str().unwrap(),
-    ]);
+    let predict = |input: &std::path::Path| {
+        r2unet(&[
+            "predict",
+            "--weights",
+            model.to_str().unwrap(),
+            input.to_str().unwrap(),
+            "-o",
+            predicted.to_str().unwrap(),
+        ])
+    };
+    let out = predict(&offset);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && err.contains("offset.tif: no value below -500"),
@@ -976,14 +979,7 @@ fn reproduce_trains_and_tables_two_models() {
     );
     let png = tmp.path().join("slice.png");
     image::GrayImage::new(32, 32).save(&png).unwrap();
-    let out = r2unet(&[
-        "predict",
-        "--weights",
-        model.to_str().unwrap(),
-        png.to_str().unwrap(),
-        "-o",
-        predicted.to_str().unwrap(),
-    ]);
+    let out = predict(&png);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("slice.png") && err.contains("Hounsfield"),
