@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::atomic::write_atomic;
+use crate::atomic::Staged;
 use crate::data::fov::compute_fov;
 use crate::data::io::{LabelRule, is_tiff, read_ct, read_image_checked, read_mask};
 use crate::data::nifti::{ImageVolume, unslice, volume_stem, write_volume};
@@ -121,8 +121,8 @@ impl Segmentation {
     }
 
     /// Writes `<stem>_prob.png` (16-bit), `<stem>_mask.png` and
-    /// `<stem>_overlay.png` into `dir` (each written whole or not at all);
-    /// returns their paths in that order.
+    /// `<stem>_overlay.png` into `dir` (the three together or none of them,
+    /// see [`Staged`]); returns their paths in that order.
     ///
     /// # Errors
     ///
@@ -131,10 +131,12 @@ impl Segmentation {
         let (w, h) = (self.width(), self.height());
         let at = |suffix: &str| dir.join(format!("{stem}_{suffix}.png"));
         let paths = [at("prob"), at("mask"), at("overlay")];
-        write_atomic(&paths[0], &probability_png(&self.probabilities, w, h)?)?;
-        write_atomic(&paths[1], &mask_png(&self.mask, w, h)?)?;
         let overlay = mask_overlay(&self.image, &self.mask, Some(&self.fov.data));
-        write_atomic(&paths[2], &rgb_png(&overlay)?)?;
+        let mut set = Staged::default();
+        set.write(&paths[0], &probability_png(&self.probabilities, w, h)?)?;
+        set.write(&paths[1], &mask_png(&self.mask, w, h)?)?;
+        set.write(&paths[2], &rgb_png(&overlay)?)?;
+        set.commit()?;
         Ok(paths)
     }
 }
@@ -614,8 +616,10 @@ impl TrainedModel {
         ];
         let header = &volume.header;
         drop(volume.values);
-        write_volume(&outputs[0], header, dims, mask)?;
-        write_volume(&outputs[1], header, dims, probs)?;
+        let mut set = Staged::default();
+        write_volume(&mut set, &outputs[0], header, dims, mask)?;
+        write_volume(&mut set, &outputs[1], header, dims, probs)?;
+        set.commit()?;
         Ok(VolumeResult {
             input: path.to_path_buf(),
             outputs,

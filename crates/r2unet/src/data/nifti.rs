@@ -16,6 +16,7 @@ use super::folder::split_root;
 use super::image::{Image, Mask};
 use super::preprocess::window_hu_in_place;
 use super::sample::{FovSource, Sample};
+use crate::atomic::Staged;
 use crate::error::{Error, Result};
 
 /// The name of a volume file without `.nii` or `.nii.gz`.
@@ -236,13 +237,14 @@ pub fn unslice<T: Copy>(
 /// Writes `values` (file order, x fastest) of `dims` as a NIfTI-1 file at
 /// `path` (`.nii` or `.nii.gz`) with `reference`'s geometry: dimensions,
 /// voxel sizes, qform/sform and orientation are copied; the data type is
-/// `T`'s, the scaling is 1/0. Written to a temporary file and renamed, so
-/// an existing file is replaced whole or not at all.
+/// `T`'s, the scaling is 1/0. Written to a temporary file of `set`, so an
+/// existing file is replaced, whole, only when the set is committed.
 ///
 /// # Errors
 ///
 /// I/O errors naming the file.
 pub fn write_volume<T>(
+    set: &mut Staged,
     path: &Path,
     reference: &nifti::NiftiHeader,
     dims: [usize; 3],
@@ -254,31 +256,21 @@ where
     use ndarray::ShapeBuilder;
     let data = ndarray::Array3::from_shape_vec((dims[0], dims[1], dims[2]).f(), values)
         .map_err(|e| Error::invalid("volume", e.to_string()))?;
-    let name = file_name(path);
-    let ext = if name.ends_with(".gz") {
-        "nii.gz"
+    // The writer compresses by the temporary file's extension.
+    let suffix = if file_name(path).ends_with(".gz") {
+        ".nii.gz"
     } else {
-        "nii"
+        ".nii"
     };
-    let tmp = path.with_file_name(format!(".{}.tmp.{ext}", volume_stem(name).unwrap_or(name)));
-    let written = nifti::writer::WriterOptions::new(&tmp)
-        .reference_header(reference)
-        .write_nifti(&data);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            reason: format!("writing NIfTI: {e}"),
-        });
-    }
-    // On disk before it replaces the target, as `write_atomic` does.
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(path, e)
-        })
+    set.write_with(path, suffix, |tmp| {
+        nifti::writer::WriterOptions::new(tmp)
+            .reference_header(reference)
+            .write_nifti(&data)
+            .map_err(|e| Error::Image {
+                path: path.to_path_buf(),
+                reason: format!("writing NIfTI: {e}"),
+            })
+    })
 }
 
 /// Voxels normalised as training does: windowed when they look like
@@ -417,7 +409,9 @@ mod tests {
         header.dim = [3, 4, 3, 2, 1, 1, 1, 1];
         let values: Vec<u8> = (0..24).map(|v| (v % 2) as u8).collect();
         let path = dir.path().join("m.nii.gz");
-        write_volume(&path, &header, [4, 3, 2], values.clone()).unwrap();
+        let mut set = Staged::default();
+        write_volume(&mut set, &path, &header, [4, 3, 2], values.clone()).unwrap();
+        set.commit().unwrap();
         let back = nifti::NiftiHeader::from_file(&path).unwrap();
         assert_eq!(back.dim[..4], [3, 4, 3, 2]);
         assert_eq!(back.pixdim[1..4], [0.5, 0.75, 2.0]);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::bootstrap::Interval;
 use super::evaluate::{AtThreshold, EvalOptions, EvalReport, evaluate};
-use crate::atomic::write_atomic;
+use crate::atomic::{Staged, write_atomic};
 use crate::data::Sample;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -92,11 +92,13 @@ pub fn write_pictures(dir: &Path, sample: &Sample, probs: &[f32], threshold: f32
         .collect();
     let stem = file_stem(&sample.id);
     let path = |suffix: &str| pictures.join(format!("{stem}_{suffix}.png"));
-    write_atomic(&path("image"), &rgb_png(&photo(&sample.image))?)?;
-    write_atomic(&path("prob"), &probability_png(probs, w, h)?)?;
-    write_atomic(&path("mask"), &mask_png(&mask, w, h)?)?;
     let overlay = error_overlay(&sample.image, &mask, &sample.label.data, &sample.fov.data);
-    write_atomic(&path("overlay"), &rgb_png(&overlay)?)
+    let mut set = Staged::default();
+    set.write(&path("image"), &rgb_png(&photo(&sample.image))?)?;
+    set.write(&path("prob"), &probability_png(probs, w, h)?)?;
+    set.write(&path("mask"), &mask_png(&mask, w, h)?)?;
+    set.write(&path("overlay"), &rgb_png(&overlay)?)?;
+    set.commit()
 }
 
 /// Writes `report.json`, `report.md`, `roc.png`, `pr.png` and

@@ -17,7 +17,7 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
-use crate::atomic::write_atomic;
+use crate::atomic::{temp_path, write_atomic};
 use crate::error::{Error, Result};
 use crate::model::Preprocess;
 use crate::model::{UNet, config_path, load_model};
@@ -271,9 +271,7 @@ impl RunDir {
 /// Points `link` at `target`'s file (a hard link made under a temporary name,
 /// then renamed over `link`); copies where hard links are not supported.
 fn link_atomic(target: &Path, link: &Path) -> Result<()> {
-    let mut tmp_name = link.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = link.with_file_name(tmp_name);
+    let tmp = temp_path(link, "")?;
     let _ = std::fs::remove_file(&tmp);
     if std::fs::hard_link(target, &tmp).is_err() {
         let bytes = std::fs::read(target).map_err(|e| Error::io(target, e))?;

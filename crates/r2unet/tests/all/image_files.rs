@@ -201,3 +201,66 @@ fn images_too_small_for_the_fundus_preprocessing_say_so() {
     );
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+#[test]
+fn a_failed_png_of_an_image_keeps_its_other_pngs_from_before() {
+    if !Path::new("/dev/full").exists() {
+        println!("skipped: no /dev/full on this system to simulate a full disk");
+        return;
+    }
+    let device = DeviceChoice::Cpu.device().unwrap();
+    let model = TrainedModel::shipped("drive", &device).unwrap();
+    // A line across the image, horizontal or vertical.
+    let segment = |vertical: bool| {
+        let data = (0..16 * 16 * 3)
+            .map(|i| {
+                let (y, x) = (i / 48, i / 3 % 16);
+                if (if vertical { x } else { y }) == 8 {
+                    0.1
+                } else {
+                    0.6
+                }
+            })
+            .collect();
+        model
+            .segment(
+                "x",
+                Image::new(16, 16, 3, data),
+                &FovMode::Whole,
+                0.5,
+                &Inference::default(),
+                &device,
+            )
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let before = segment(false).write_pngs(dir.path(), "x").unwrap();
+    let bytes = |paths: &[std::path::PathBuf]| -> Vec<Vec<u8>> {
+        paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    };
+    let old = bytes(&before);
+    // The overlay, the last of the three, meets a full disk: this thread's
+    // temporary file for it is /dev/full.
+    let temp = r2unet::atomic::temp_path(&before[2], "").unwrap();
+    std::os::unix::fs::symlink("/dev/full", &temp).unwrap();
+    let err = segment(true)
+        .write_pngs(dir.path(), "x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("x_overlay.png") && err.contains("No space left"),
+        "{err}"
+    );
+    assert_eq!(bytes(&before), old, "no PNG of the set replaced");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+    let after = segment(true).write_pngs(dir.path(), "x").unwrap();
+    assert_ne!(
+        bytes(&after)[0],
+        old[0],
+        "a new image's PNGs once the disk has room"
+    );
+}

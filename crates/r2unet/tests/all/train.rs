@@ -300,10 +300,8 @@ fn a_full_disk_during_a_checkpoint_is_an_error_and_keeps_the_previous_one() {
     // it fails with ENOSPC, as on a full disk.
     let trainer = snap.resume_with(|_| {});
     let next = format!("ckpt-{:08}.safetensors", 2 * snap.done.steps);
-    let temp = snap
-        .run
-        .0
-        .join(format!("{next}.{}.tmp", std::process::id()));
+    // `run` writes its checkpoints on this thread.
+    let temp = r2unet::atomic::temp_path(&snap.run.0.join(&next), "").unwrap();
     std::os::unix::fs::symlink("/dev/full", &temp).unwrap();
     let stop = AtomicBool::new(false);
     let msg = trainer
