@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// This thread's number in temporary names, given on its first write.
+    /// This thread's number in temporary names, given when it first asks
+    /// for one.
     static THREAD: u64 = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -59,6 +60,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// cannot be made atomic as a group; they only start once every file is on
 /// disk, and a failing rename stops the rest.)
 #[derive(Debug, Default)]
+#[must_use = "nothing is written until `commit`"]
 pub struct Staged {
     /// (temporary file, target), in the order they were staged.
     files: Vec<(PathBuf, PathBuf)>,
@@ -90,7 +92,9 @@ impl Staged {
         suffix: &str,
         write: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<()> {
-        if self.files.iter().any(|(_, t)| t == target) {
+        // Two entries for one file would share a temporary file.
+        let key = same_file_key(target);
+        if self.files.iter().any(|(_, t)| same_file_key(t) == key) {
             return Err(Error::invalid(
                 "output path",
                 format!("{} is written twice in one set", target.display()),
@@ -99,7 +103,9 @@ impl Staged {
         let tmp = temp_path(target, suffix)?;
         self.files.push((tmp.clone(), target.to_path_buf()));
         write(&tmp)?;
-        fs::File::open(&tmp)
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::io(target, e))
     }
@@ -108,19 +114,43 @@ impl Staged {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] naming the first target that could not be replaced; the
-    /// temporary files not yet renamed are removed.
+    /// [`Error::Io`] naming the first target that could not be replaced and
+    /// those replaced before it; the temporary files not yet renamed are
+    /// removed.
     pub fn commit(mut self) -> Result<()> {
         let files = std::mem::take(&mut self.files);
+        let mut replaced = Vec::new();
         let mut pending = files.into_iter();
         for (tmp, target) in pending.by_ref() {
             if let Err(e) = fs::rename(&tmp, &target) {
                 let _ = fs::remove_file(&tmp);
                 self.files = pending.collect();
+                let e = if replaced.is_empty() {
+                    e
+                } else {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("{e} (already replaced: {})", replaced.join(", ")),
+                    )
+                };
                 return Err(Error::io(&target, e));
             }
+            replaced.push(target.display().to_string());
         }
         Ok(())
+    }
+}
+
+/// A target as its folder resolves (`./d/x` and `d/x`, or a link to `d`, are
+/// one file), else as written.
+fn same_file_key(target: &Path) -> PathBuf {
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (fs::canonicalize(parent), target.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => target.to_path_buf(),
     }
 }
 
@@ -156,7 +186,8 @@ mod tests {
         let mut set = Staged::default();
         set.write(&a, b"new a").unwrap();
         set.write(&b, b"new b").unwrap();
-        assert!(set.write(&a, b"again").is_err(), "one target twice");
+        let again = dir.path().join(".").join("a.txt");
+        assert!(set.write(&again, b"again").is_err(), "one target twice");
         set.commit().unwrap();
         assert_eq!(fs::read_to_string(&a).unwrap(), "new a");
         assert_eq!(fs::read_to_string(&b).unwrap(), "new b");
@@ -191,5 +222,16 @@ mod tests {
         assert!(!later.exists());
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only the folder: {left:?}");
+
+        // A failure after a first rename names what was already replaced.
+        let first = dir.path().join("first.txt");
+        let mut set = Staged::default();
+        set.write(&first, b"first").unwrap();
+        set.write(&blocked, b"file over a full folder").unwrap();
+        let err = set.commit().unwrap_err().to_string();
+        assert!(
+            err.contains("already replaced") && err.contains("first.txt"),
+            "{err}"
+        );
     }
 }

@@ -121,8 +121,8 @@ impl Segmentation {
     }
 
     /// Writes `<stem>_prob.png` (16-bit), `<stem>_mask.png` and
-    /// `<stem>_overlay.png` into `dir` (the three together or none of them,
-    /// see [`Staged`]); returns their paths in that order.
+    /// `<stem>_overlay.png` into `dir` (nothing is replaced unless all three
+    /// were written, see [`Staged`]); returns their paths in that order.
     ///
     /// # Errors
     ///

@@ -256,14 +256,19 @@ where
     use ndarray::ShapeBuilder;
     let data = ndarray::Array3::from_shape_vec((dims[0], dims[1], dims[2]).f(), values)
         .map_err(|e| Error::invalid("volume", e.to_string()))?;
-    // The writer compresses by the temporary file's extension.
-    let suffix = if file_name(path).ends_with(".gz") {
-        ".nii.gz"
-    } else {
-        ".nii"
-    };
+    // The writer compresses by its path's extension and names its file by
+    // dropping the last extension and adding `nii` or `nii.gz` (its
+    // `output_paths`): `a.tmp.nii.gz` stays itself, but `a.tmp.nii` would
+    // become `a.nii`, so that one is handed over as `a.tmp.x.nii`.
+    let gz = file_name(path).ends_with(".gz");
+    let suffix = if gz { ".nii.gz" } else { ".nii" };
     set.write_with(path, suffix, |tmp| {
-        nifti::writer::WriterOptions::new(tmp)
+        let given = if gz {
+            tmp.to_path_buf()
+        } else {
+            tmp.with_extension("x.nii")
+        };
+        nifti::writer::WriterOptions::new(&given)
             .reference_header(reference)
             .write_nifti(&data)
             .map_err(|e| Error::Image {
@@ -408,10 +413,25 @@ mod tests {
         };
         header.dim = [3, 4, 3, 2, 1, 1, 1, 1];
         let values: Vec<u8> = (0..24).map(|v| (v % 2) as u8).collect();
+        // Uncompressed too, each as one file with no other left beside it.
+        let plain = dir.path().join("m.nii");
         let path = dir.path().join("m.nii.gz");
         let mut set = Staged::default();
         write_volume(&mut set, &path, &header, [4, 3, 2], values.clone()).unwrap();
+        write_volume(&mut set, &plain, &header, [4, 3, 2], values.clone()).unwrap();
         set.commit().unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["m.nii", "m.nii.gz"]);
+        assert_eq!(
+            read_volume(&plain, &LoadOptions::default()).unwrap().2,
+            values.iter().map(|&v| f32::from(v)).collect::<Vec<_>>()
+        );
+        let raw = std::fs::read(&path).unwrap();
+        assert_eq!(raw[..2], [0x1f, 0x8b], "gzip");
         let back = nifti::NiftiHeader::from_file(&path).unwrap();
         assert_eq!(back.dim[..4], [3, 4, 3, 2]);
         assert_eq!(back.pixdim[1..4], [0.5, 0.75, 2.0]);
@@ -423,7 +443,5 @@ mod tests {
             read,
             values.iter().map(|&v| f32::from(v)).collect::<Vec<_>>()
         );
-        // No temporary file is left behind.
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

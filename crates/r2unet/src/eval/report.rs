@@ -75,8 +75,8 @@ pub fn evaluate_into(
 
 /// Writes `<id>_image.png` (the photograph or slice), `<id>_prob.png`
 /// (16-bit), `<id>_mask.png` (`prob >= threshold` inside the FOV) and
-/// `<id>_overlay.png` (TP green, FP red, FN blue) into `dir/images/`, each
-/// atomically.
+/// `<id>_overlay.png` (TP green, FP red, FN blue) into `dir/images/`:
+/// nothing is replaced unless all four were written ([`Staged`]).
 ///
 /// # Errors
 ///

@@ -15,7 +15,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use super::config::UNetConfig;
 use super::layout::TorchLayout;
 use super::unet::UNet;
-use crate::atomic::write_atomic;
+use crate::atomic::{Staged, write_atomic};
 use crate::error::{Error, Result};
 
 /// A mutable reference to one named tensor of a model.
@@ -186,9 +186,13 @@ impl UNet {
                 ),
             ));
         }
-        self.write_safetensors(path, extra)?;
         let config = serde_json::to_string_pretty(&self.config).expect("config serialises");
-        write_atomic(&config_path(path), config.as_bytes())
+        // The pair is replaced only once both are written: new weights never
+        // sit beside an old config, which `read_config` would prefer.
+        let mut set = Staged::default();
+        set.write(path, &self.safetensors_bytes(path, extra)?)?;
+        set.write(&sidecar, config.as_bytes())?;
+        set.commit()
     }
 
     /// Writes the safetensors file alone (config and `extra` in its metadata,
@@ -198,6 +202,12 @@ impl UNet {
     ///
     /// [`Error::Io`] naming the file that could not be written.
     pub fn write_safetensors(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
+        write_atomic(path, &self.safetensors_bytes(path, extra)?)
+    }
+
+    /// The safetensors file of [`UNet::write_safetensors`]; `path` names it
+    /// in errors.
+    fn safetensors_bytes(&self, path: &Path, extra: &[(&str, String)]) -> Result<Vec<u8>> {
         let tensors = self.state_dict();
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
             .into_iter()
@@ -228,12 +238,10 @@ impl UNet {
             METADATA_KEY.to_string(),
             serde_json::Value::Object(entries).to_string(),
         )]);
-        let file =
-            safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Safetensors {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        write_atomic(path, &file)
+        safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Safetensors {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 }
 

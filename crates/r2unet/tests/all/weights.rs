@@ -65,6 +65,39 @@ fn saving_never_replaces_a_json_file_that_is_not_the_models_config() {
 }
 
 #[test]
+fn weights_and_their_config_are_replaced_together_or_not_at_all() {
+    if !std::path::Path::new("/dev/full").exists() {
+        println!("skipped: no /dev/full on this system to simulate a full disk");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let path = dir.path().join("w.safetensors");
+    small(Architecture::Unet).init(&device).save(&path).unwrap();
+    let (old_weights, old_config) = (
+        std::fs::read(&path).unwrap(),
+        std::fs::read(config_path(&path)).unwrap(),
+    );
+    // Another model over it, and the config's write (the second) meets a
+    // full disk: this thread's temporary file for it is /dev/full.
+    let temp = r2unet::atomic::temp_path(&config_path(&path), "").unwrap();
+    std::os::unix::fs::symlink("/dev/full", &temp).unwrap();
+    let err = small(Architecture::R2unet)
+        .init(&device)
+        .save(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("w.json") && err.contains("No space"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), old_weights, "weights kept");
+    assert_eq!(std::fs::read(config_path(&path)).unwrap(), old_config);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no temporaries"
+    );
+}
+
+#[test]
 fn a_file_of_another_config_names_the_tensor_and_both_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.safetensors");
