@@ -1,8 +1,9 @@
 //! Throughput of the 3x3 convolution's passes at the retina R2U-Net's four
-//! levels (batch 32, C -> C channels, best of five): both implementations of
-//! the forward pass and of the weight gradient (Winograd's F(2x2, 3x3) and
-//! the implicit product on a padded copy; `kernels::conv` takes Winograd from
-//! the input channels `conv::winograd_from` gives for the instruction set),
+//! levels (batch 32, C -> C channels, best of five): the implementations of
+//! the forward pass (Winograd's F(2x2, 3x3) and F(4x4, 3x3), the implicit
+//! product on a padded copy) and of the weight gradient (F(2x2, 3x3) and
+//! implicit; `kernels::conv` takes each from the input channels
+//! `conv::winograd_from` gives for the instruction set),
 //! the input gradient as `kernels::conv` runs it, and where the CPU has AMX
 //! the bf16 forward pass on its tiles (`kernels::amx`, `--precision bf16`):
 //!
@@ -16,7 +17,7 @@
 use std::time::Instant;
 
 use r2unet::kernels::conv::Activation;
-use r2unet::kernels::{Maps, conv, implicit, winograd};
+use r2unet::kernels::{Maps, conv, implicit, winograd, winograd4};
 
 fn main() {
     println!("threads {}", rayon::current_num_threads());
@@ -31,7 +32,7 @@ fn main() {
         let w: Vec<f32> = (0..c * c * 9).map(|i| (i % 5) as f32 * 0.01).collect();
         let b = vec![0.1f32; c];
         let flops = 2.0 * (m.len() * c * 9) as f64;
-        let mut best = [f64::MAX; 6];
+        let mut best = [f64::MAX; 7];
         let mut time = |i: usize, f: &dyn Fn()| {
             let t0 = Instant::now();
             f();
@@ -59,6 +60,16 @@ fn main() {
                     Activation::Identity,
                 )))
             });
+            time(6, &|| {
+                drop(std::hint::black_box(winograd4::forward(
+                    &x,
+                    m,
+                    &w,
+                    c,
+                    Some(&b),
+                    Activation::Identity,
+                )))
+            });
             time(2, &|| {
                 drop(std::hint::black_box(winograd::weight_grad(&x, m, &x, c)))
             });
@@ -82,11 +93,11 @@ fn main() {
                 });
             }
         }
-        let [wf, f, wdw, dw, dx, amx] =
+        let [wf, f, wdw, dw, dx, amx, wf4] =
             best.map(|t| format!("{:5.2} ms {:5.1}", t * 1e3, flops / t / 1e9));
         let amx = if best[5] < f64::MAX { amx } else { "-".into() };
         println!(
-            "C = {c:3}, {s:2}x{s:2} (ms, GFLOP/s): forward Winograd {wf} implicit {f} | weight grad Winograd {wdw} implicit {dw} | input grad {dx} | bf16 AMX forward {amx}"
+            "C = {c:3}, {s:2}x{s:2} (ms, GFLOP/s): forward Winograd {wf} F(4x4) {wf4} implicit {f} | weight grad Winograd {wdw} implicit {dw} | input grad {dx} | bf16 AMX forward {amx}"
         );
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Two implementations stand behind them, chosen by the input channels
 //! ([`winograd_from`], per instruction set): Winograd's F(2x2, 3x3)
-//! ([`winograd`]) for the wider levels, and below them the implicit matrix
+//! ([`winograd`]) and, forward, F(4x4, 3x3) ([`winograd4`]) for the wider
+//! levels, and below them the implicit matrix
 //! product on zero-padded bands of rows ([`implicit`]), which reads the
 //! register tile's operands where they lie instead of building `im2col`
 //! panels (Burn's generic path builds the `im2col` matrix, then `gemm` packs
@@ -16,15 +17,20 @@
 
 use rayon::prelude::*;
 
-use super::{Maps, add_to, implicit, sum_lanes, winograd};
+use super::{Maps, add_to, implicit, sum_lanes, winograd, winograd4};
 
 /// From how many input channels Winograd's F(2x2, 3x3) ([`winograd`])
-/// takes each pass; below, the implicit product ([`implicit`]).
+/// takes each pass; below, the implicit product ([`implicit`]). Above
+/// both, F(4x4, 3x3) ([`winograd4`]) takes the forward pass from
+/// `forward_4x4` channels on maps where its 4x4 blocks waste little
+/// ([`four_by_four_pays`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WinogradFrom {
     /// The forward pass, and with it the input gradient (whose input
     /// channels are the layer's output channels).
     pub forward: usize,
+    /// The forward pass by F(4x4, 3x3) (`usize::MAX`: never).
+    pub forward_4x4: usize,
     /// The weight gradient (F(2x2, 3x3)'s transpose).
     pub weight_grad: usize,
 }
@@ -34,28 +40,48 @@ pub struct WinogradFrom {
 /// `examples/conv_passes.rs` (batch 32, C -> C channels) was faster:
 /// - AVX-512: the implicit product's 512-bit tiles outrun Winograd's
 ///   transforms up to 32 channels forward and 64 in the weight gradient.
+///   F(4x4, 3x3) not measured there (no AVX-512 machine since it was
+///   written), so not taken.
 /// - AVX2 (AMD Zen 3): as AVX-512 forward (32 channels: implicit 2.2-3.8
 ///   ms, Winograd 2.4-3.7, within this machine's noise), the weight
 ///   gradient from 64 (32 channels: implicit 3.3-3.6 ms, Winograd 4.0-4.1;
-///   64: Winograd 3.0-4.1 against 3.5-4.3).
+///   64: Winograd 3.0-4.1 against 3.5-4.3); F(4x4, 3x3) forward from 32
+///   (32 channels, 24x24: 1.95-2.37 ms against the implicit product's
+///   2.28-2.70; 64 channels, 12x12: 1.59-1.91 against F(2x2, 3x3)'s
+///   1.75-1.82; 16 channels, 48x48: 2.87-3.47 against 2.51-2.99, slower).
 /// - Portable (the same Zen 3 under `R2UNET_ISA=portable`): both from 16
 ///   (16 channels forward 5.4 against 5.9 ms, weight gradient 8.8 against
-///   9.2; 32 channels 3.9 against 6.0 and 4.5 against 10.4).
+///   9.2; 32 channels 3.9 against 6.0 and 4.5 against 10.4); F(4x4, 3x3)
+///   forward from 16 (16 channels 3.6-3.7 ms against F(2x2, 3x3)'s
+///   5.3-5.6; 32 channels 2.6-2.8 against 4.0-4.1; 64 channels 2.5-2.8
+///   against 3.3-3.6).
 pub fn winograd_from() -> WinogradFrom {
     match super::tile::isa() {
         "avx512" => WinogradFrom {
             forward: 64,
+            forward_4x4: usize::MAX,
             weight_grad: 128,
         },
         "avx2" => WinogradFrom {
             forward: 64,
+            forward_4x4: 32,
             weight_grad: 64,
         },
         _ => WinogradFrom {
             forward: 16,
+            forward_4x4: 16,
             weight_grad: 16,
         },
     }
+}
+
+/// Whether F(4x4, 3x3) does at most three quarters of F(2x2, 3x3)'s
+/// products on `height` x `width` maps, counting the blocks that reach past
+/// the edge: 0.56 on 12x12 and larger multiples of four, 1.0 on 6x6 (where
+/// it was slower: 128 channels, batch 32, `examples/conv_passes.rs`).
+pub fn four_by_four_pays(height: usize, width: usize) -> bool {
+    let blocks = |side: usize| (height.div_ceil(side) * width.div_ceil(side)) as f64;
+    blocks(4) * 36.0 <= 0.75 * blocks(2) * 16.0
 }
 
 /// Whether `--precision bf16` takes a convolution with this many input
@@ -109,7 +135,10 @@ pub fn forward(
     if on_amx(maps.channels) {
         return super::amx::forward(input, maps, weight, out_channels, bias, act);
     }
-    if maps.channels >= winograd_from().forward {
+    let from = winograd_from();
+    if maps.channels >= from.forward_4x4 && four_by_four_pays(maps.height, maps.width) {
+        winograd4::forward(input, maps, weight, out_channels, bias, act)
+    } else if maps.channels >= from.forward {
         winograd::forward(input, maps, weight, out_channels, bias, act)
     } else if super::precision() == super::Precision::Bf16 {
         implicit::forward_bf16(input, maps, weight, out_channels, bias, 3, act)
@@ -415,6 +444,27 @@ pub(crate) mod reference {
         }
     }
 
+    /// As [`check_forward`], within `tolerance` of the largest output value
+    /// (for transforms that round more than the direct sum).
+    pub fn check_forward_relative(
+        shapes: &[(usize, usize, usize, usize, usize)],
+        tolerance: f32,
+        pass: impl Fn(&[f32], Maps, &[f32], usize, Option<&[f32]>) -> Vec<f32>,
+    ) {
+        for &(batch, channels, height, width, o) in shapes {
+            let m = maps(batch, channels, height, width);
+            let (x, wt, b) = (
+                values(m.len(), 1),
+                values(o * channels * 9, 2),
+                values(o, 3),
+            );
+            let want = forward(&x, m, &wt, o, &b);
+            let d = max_diff(&pass(&x, m, &wt, o, Some(&b)), &want);
+            let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+            assert!(d < tolerance * scale, "{m:?} -> {o}: {d} (scale {scale})");
+        }
+    }
+
     /// A 3x3 weight gradient (`weight_grad(input, maps, grad_out,
     /// out_channels)`) against [`weight_grad`], relative to the largest value.
     pub fn check_weight_grad(
@@ -514,24 +564,28 @@ mod tests {
         }
     }
 
-    /// The ReLU as the convolution writes its output, on both sides of the
-    /// Winograd threshold: zero below zero, a NaN kept (one input value is
-    /// NaN, and with it the outputs whose windows hold it).
+    /// The ReLU as the convolution writes its output, through every
+    /// implementation (the implicit product, F(2x2, 3x3), and on 12x16
+    /// maps F(4x4, 3x3) where the instruction set takes it): zero below
+    /// zero, a NaN kept (one input value is NaN, and with it the outputs
+    /// whose windows hold it).
     #[test]
     fn the_fused_relu_is_the_relu_of_the_output() {
-        for channels in [5, winograd_from().forward] {
+        let from = winograd_from();
+        let four = from.forward_4x4.min(from.forward);
+        for (channels, height, width) in [(5, 6, 10), (from.forward, 6, 10), (four, 12, 16)] {
             let m = Maps {
                 batch: 2,
                 channels,
-                height: 6,
-                width: 10,
+                height,
+                width,
             };
             let (mut x, wt, b) = (
                 values(m.len(), 1),
                 values(7 * channels * 9, 2),
                 values(7, 3),
             );
-            x[3 * 10 + 4] = f32::NAN;
+            x[3 * width + 4] = f32::NAN;
             let plain = forward(&x, m, &wt, 7, Some(&b), Activation::Identity);
             let fused = forward(&x, m, &wt, 7, Some(&b), Activation::Relu);
             let want: Vec<f32> = plain.iter().map(|&v| Activation::Relu.apply(v)).collect();

@@ -19,6 +19,7 @@ pub mod norm_relu;
 pub mod resample;
 mod tile;
 pub mod winograd;
+pub mod winograd4;
 
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;

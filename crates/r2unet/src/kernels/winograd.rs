@@ -70,7 +70,7 @@ pub fn forward(
             v.resize(16 * c * NR, 0.0);
             m.resize(out_channels * 16 * NR, 0.0);
             let (t0, nt) = (s * NR, NR.min(tiles - s * NR));
-            let runs = Runs::of(maps, t0, nt);
+            let runs = Runs::of(maps, t0, nt, 2);
             // The strip's element-wise work (gathers, transforms, writes)
             // compiled for the tiles' vector instructions: built for the
             // baseline x86-64 it ran four lanes at a time.
@@ -338,24 +338,26 @@ fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f
 /// Tiles of a strip that lie side by side in one tile row of one image:
 /// lanes `lane..lane + len`, the first at tile row `ty`, column `tx`.
 #[derive(Clone, Copy, Default)]
-struct Run {
-    lane: usize,
-    len: usize,
-    image: usize,
-    ty: usize,
-    tx: usize,
+pub(super) struct Run {
+    pub lane: usize,
+    pub len: usize,
+    pub image: usize,
+    pub ty: usize,
+    pub tx: usize,
 }
 
 /// The tiles `t0..t0 + nt` of the batch as [`Run`]s, on the stack: at most
 /// one per lane (images of one tile per row), one or two for wide images.
-struct Runs {
+/// Each tile covers `block` x `block` output pixels (2 here, 4 in
+/// [`super::winograd4`]).
+pub(super) struct Runs {
     runs: [Run; NR],
     count: usize,
 }
 
 impl Runs {
-    fn of(maps: Maps, t0: usize, nt: usize) -> Self {
-        let (th, tw) = (maps.height.div_ceil(2), maps.width.div_ceil(2));
+    pub(super) fn of(maps: Maps, t0: usize, nt: usize, block: usize) -> Self {
+        let (th, tw) = (maps.height.div_ceil(block), maps.width.div_ceil(block));
         let mut runs = [Run::default(); NR];
         let (mut count, mut lane) = (0, 0);
         while lane < nt {
@@ -375,7 +377,7 @@ impl Runs {
         Self { runs, count }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Run> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Run> {
         self.runs[..self.count].iter()
     }
 }

@@ -1,0 +1,384 @@
+//! The forward 3x3 convolution (stride 1, padding 1) by Winograd's F(4x4,
+//! 3x3) (Lavin & Gray 2016): each 4x4 block of output pixels comes from a
+//! 6x6 input tile through 36 products per channel pair instead of 144, 4x
+//! fewer multiplications than the direct convolution and 1.78x fewer than
+//! F(2x2, 3x3) ([`super::winograd`]), whose structure this follows: the
+//! tiles of the whole batch in strips of [`NR`], the 36 matrix products
+//! `M[ξ] = U[ξ] V[ξ]` on the register tile ([`tile`]), then `Aᵀ M A`.
+//!
+//! The transforms (interpolation points 0, ±1, ±2 and ∞):
+//!
+//! ```text
+//! Bᵀ = [4  0 -5  0 1 0]   G = [ 1/4     0    0 ]   Aᵀ = [1 1  1 1  1 0]
+//!      [0 -4 -4  1 1 0]       [-1/6 -1/6 -1/6 ]        [0 1 -1 2 -2 0]
+//!      [0  4 -4 -1 1 0]       [-1/6  1/6 -1/6 ]        [0 1  1 4  4 0]
+//!      [0 -2 -1  2 1 0]       [1/24 1/12  1/6 ]        [0 1 -1 8 -8 1]
+//!      [0  2 -1 -2 1 0]       [1/24 -1/12 1/6 ]
+//!      [0  4  0 -5 0 1]       [  0     0    1 ]
+//! ```
+//!
+//! Larger coefficients than F(2x2, 3x3)'s round a little more (BENCHMARKS.md
+//! gives the measured differences); only the forward pass is taken this way.
+
+// The transforms run lane by lane over a strip's tiles, indexing several
+// arrays with the same lane `j`; iterator chains would hide that.
+#![allow(clippy::needless_range_loop)]
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::conv::Activation;
+use super::tile::{MR, NR, tile, wide};
+use super::winograd::Runs;
+use super::{Disjoint, Maps};
+
+/// Positions of a transformed tile (6x6).
+const P: usize = 36;
+
+/// Lanes of one value per tile of a strip.
+type Lanes = [f32; NR];
+
+thread_local! {
+    /// A worker's buffers for the transformed input and the products, kept
+    /// between calls as [`super::winograd`]'s are.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// [`conv::forward`](super::conv::forward) by F(4x4, 3x3): same arguments,
+/// same result up to rounding.
+///
+/// # Panics
+///
+/// If the lengths do not match the shapes.
+pub fn forward(
+    input: &[f32],
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let (c, h, w) = (maps.channels, maps.height, maps.width);
+    assert_eq!(input.len(), maps.len(), "input of {maps:?}");
+    assert_eq!(weight.len(), out_channels * c * 9, "3x3 weight");
+    let tiles = maps.batch * h.div_ceil(4) * w.div_ceil(4);
+    if maps.batch * out_channels * h * w == 0 {
+        return Vec::new();
+    }
+    let packed = transform_weights(weight, out_channels, c);
+    let strips = tiles.div_ceil(NR);
+    let image_len = out_channels * h * w;
+    let mut out = Vec::with_capacity(maps.batch * image_len);
+    let dst = Disjoint::new(&mut out);
+    (0..strips).into_par_iter().for_each(|s| {
+        SCRATCH.with_borrow_mut(|(v, m)| {
+            // Written whole by `transform_input` and `multiply` before they
+            // are read.
+            v.resize(P * c * NR, 0.0);
+            m.resize(out_channels * P * NR, 0.0);
+            let (t0, nt) = (s * NR, NR.min(tiles - s * NR));
+            let corners: [Corner; NR] =
+                std::array::from_fn(|j| Corner::of(maps, t0 + j.min(nt - 1)));
+            wide(
+                #[inline(always)]
+                || {
+                    transform_input(input, maps, &corners[..nt], v);
+                    multiply(&packed, v, c, out_channels, m);
+                    let runs = Runs::of(maps, t0, nt, 4);
+                    let mut y = [[0.0f32; NR]; 16];
+                    for o in 0..out_channels {
+                        let add = bias.map_or(0.0, |b| b[o]);
+                        inverse(&m[o * P * NR..][..P * NR], add, act, &mut y);
+                        // SAFETY: each tile is in one strip only, so no
+                        // other task writes its outputs.
+                        unsafe { store(&dst, maps, out_channels, o, &runs, &y) };
+                    }
+                },
+            )
+        })
+    });
+    // SAFETY: the strips cover every tile, and every tile's outputs inside
+    // the image were written above.
+    unsafe { out.set_len(maps.batch * image_len) };
+    out
+}
+
+/// `U = G g Gᵀ` for every filter, as 36 matrices `[out, in]` packed in row
+/// blocks for the register tile: `packed[ξ][(i * c + ch) * MR + r]`.
+fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f32>> {
+    let blocks = out_channels.div_ceil(MR);
+    let mut packed = vec![vec![0.0f32; blocks * c * MR]; P];
+    // G applied to three values (a column or a row of a filter).
+    let g = |v: [f32; 3]| -> [f32; 6] {
+        let [g0, g1, g2] = v;
+        [
+            g0 / 4.0,
+            -(g0 + g1 + g2) / 6.0,
+            -(g0 - g1 + g2) / 6.0,
+            g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
+            g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
+            g2,
+        ]
+    };
+    for o in 0..out_channels {
+        for ch in 0..c {
+            let f = &weight[(o * c + ch) * 9..][..9];
+            // G f: 6x3 (columns of f), then (G f) Gᵀ: 6x6.
+            let cols: [[f32; 6]; 3] =
+                std::array::from_fn(|col| g([f[col], f[3 + col], f[6 + col]]));
+            let (i, r) = (o / MR, o % MR);
+            for row in 0..6 {
+                let u = g([cols[0][row], cols[1][row], cols[2][row]]);
+                for (col, &x) in u.iter().enumerate() {
+                    packed[row * 6 + col][(i * c + ch) * MR + r] = x;
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// Where input tile `t` of the batch starts: its image, the top-left corner
+/// (one pixel up and left of its 4x4 output block), and whether all 6x6
+/// values lie inside the image.
+#[derive(Clone, Copy)]
+struct Corner {
+    image: usize,
+    y0: isize,
+    x0: isize,
+    inside: bool,
+}
+
+impl Corner {
+    #[inline(always)]
+    fn of(maps: Maps, t: usize) -> Self {
+        let (h, w) = (maps.height, maps.width);
+        let (th, tw) = (h.div_ceil(4), w.div_ceil(4));
+        let (image, tt) = (t / (th * tw), t % (th * tw));
+        let (y0, x0) = (4 * (tt / tw) as isize - 1, 4 * (tt % tw) as isize - 1);
+        let inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= h as isize && x0 + 6 <= w as isize;
+        Self {
+            image,
+            y0,
+            x0,
+            inside,
+        }
+    }
+}
+
+/// `V = Bᵀ d B` for the strip's tiles (`corners`, one per lane), every
+/// channel: `v[(ξ * c + ch) * NR + j]`; lanes past the strip's last tile
+/// are left as they were (no output reads them).
+#[inline(always)]
+fn transform_input(input: &[f32], maps: Maps, corners: &[Corner], v: &mut [f32]) {
+    let (c, h, w) = (maps.channels, maps.height, maps.width);
+    let mut d = [[0.0f32; NR]; P];
+    let mut bd = [[0.0f32; NR]; P];
+    for ch in 0..c {
+        for (lane, at) in corners.iter().enumerate() {
+            let plane = &input[(at.image * c + ch) * h * w..][..h * w];
+            // The rows and columns of the tile inside the image (all six
+            // but at the image's edges), the rest zero: checking value by
+            // value made the edge tiles (a third of them on 48x48 maps)
+            // several times slower than the others.
+            if at.inside {
+                for r in 0..6 {
+                    let first = (at.y0 as usize + r) * w + at.x0 as usize;
+                    for (s, &x) in plane[first..first + 6].iter().enumerate() {
+                        d[r * 6 + s][lane] = x;
+                    }
+                }
+                continue;
+            }
+            // At the image's edges: the rows and columns of the tile inside
+            // the image, the rest zero (checking value by value made these
+            // tiles several times slower than the others).
+            let span = |first: isize, len: usize| {
+                (first.max(0) - first) as usize..((len as isize - first).clamp(0, 6)) as usize
+            };
+            let (rows, cols) = (span(at.y0, h), span(at.x0, w));
+            for r in 0..P {
+                d[r][lane] = 0.0;
+            }
+            for r in rows {
+                let y = (at.y0 + r as isize) as usize;
+                let first = y * w + (at.x0 + cols.start as isize) as usize;
+                for (s, &x) in cols.clone().zip(&plane[first..][..cols.len()]) {
+                    d[r * 6 + s][lane] = x;
+                }
+            }
+        }
+        // Bᵀ d over rows (for each column), then B over columns (each row).
+        for s in 0..6 {
+            b_t(
+                std::array::from_fn(|k| &d[k * 6 + s]),
+                disjoint(&mut bd, std::array::from_fn(|k| k * 6 + s)),
+            );
+        }
+        let v = v.as_chunks_mut::<NR>().0;
+        for r in 0..6 {
+            b_t(
+                std::array::from_fn(|k| &bd[r * 6 + k]),
+                disjoint(v, std::array::from_fn(|s| (r * 6 + s) * c + ch)),
+            );
+        }
+    }
+}
+
+/// `y = Bᵀ x` for six values of [`NR`] lanes each.
+#[inline(always)]
+fn b_t(x: [&Lanes; 6], y: [&mut Lanes; 6]) {
+    for j in 0..NR {
+        let [d0, d1, d2, d3, d4, d5] = x.map(|x| x[j]);
+        // Shared terms: d4 - 4 d2 and d3 - 4 d1; d4 - d2 and 2 (d3 - d1).
+        let (a, b) = (d4 - 4.0 * d2, d3 - 4.0 * d1);
+        let (p, q) = (d4 - d2, 2.0 * (d3 - d1));
+        y[0][j] = 4.0 * d0 - 5.0 * d2 + d4;
+        y[1][j] = a + b;
+        y[2][j] = a - b;
+        y[3][j] = p + q;
+        y[4][j] = p - q;
+        y[5][j] = 4.0 * d1 - 5.0 * d3 + d5;
+    }
+}
+
+/// `M[ξ] = U[ξ] V[ξ]` for the 36 positions: `m[(o * 36 + ξ) * NR + j]`.
+#[inline(always)]
+fn multiply(packed: &[Vec<f32>], v: &[f32], c: usize, out_channels: usize, m: &mut [f32]) {
+    let blocks = out_channels.div_ceil(MR);
+    for (xi, u) in packed.iter().enumerate() {
+        let panel = &v[xi * c * NR..][..c * NR];
+        for i in 0..blocks {
+            let t = tile(c, &u[i * c * MR..], panel);
+            for (r, row) in t.iter().enumerate().take(MR.min(out_channels - i * MR)) {
+                let o = i * MR + r;
+                m[(o * P + xi) * NR..][..NR].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+/// `y = Aᵀ x` for six values of [`NR`] lanes each.
+#[inline(always)]
+fn a_t(x: [&Lanes; 6], y: [&mut Lanes; 4]) {
+    for j in 0..NR {
+        let [m0, m1, m2, m3, m4, m5] = x.map(|x| x[j]);
+        let (s1, d1) = (m1 + m2, m1 - m2);
+        let (s2, d2) = (m3 + m4, m3 - m4);
+        y[0][j] = m0 + s1 + s2;
+        y[1][j] = d1 + 2.0 * d2;
+        y[2][j] = s1 + 4.0 * s2;
+        y[3][j] = d1 + 8.0 * d2 + m5;
+    }
+}
+
+/// `act(Aᵀ M A + add)` for every tile of a strip at once (lanes `j`): the
+/// 4x4 outputs, row-major, to `y[output][j]`.
+#[inline(always)]
+fn inverse(m: &[f32], add: f32, act: Activation, y: &mut [Lanes; 16]) {
+    let m = m.as_chunks::<NR>().0;
+    // Aᵀ M over rows (for each of the 6 columns): 4x6.
+    let mut am = [[0.0f32; NR]; 24];
+    for s in 0..6 {
+        a_t(
+            std::array::from_fn(|k| &m[k * 6 + s]),
+            disjoint(&mut am, std::array::from_fn(|k| k * 6 + s)),
+        );
+    }
+    for r in 0..4 {
+        a_t(
+            std::array::from_fn(|k| &am[r * 6 + k]),
+            disjoint(y, std::array::from_fn(|k| r * 4 + k)),
+        );
+    }
+    // The bias and activation over whole lanes, the activation chosen once.
+    let lanes = y.as_flattened_mut();
+    match act {
+        Activation::Identity => lanes.iter_mut().for_each(|v| *v += add),
+        Activation::Relu => lanes
+            .iter_mut()
+            .for_each(|v| *v = Activation::Relu.apply(*v + add)),
+    }
+}
+
+/// The lanes at `at` (distinct indices) of `lanes`, each writable.
+#[inline(always)]
+fn disjoint<const K: usize>(lanes: &mut [Lanes], at: [usize; K]) -> [&mut Lanes; K] {
+    lanes
+        .get_disjoint_mut(at)
+        .expect("distinct positions inside the buffer")
+}
+
+/// Writes output channel `o` of every tile of `runs`, the 4x4 outputs
+/// `y[dy * 4 + dx][j]` of lane `j` ([`inverse`]); outputs past the image's
+/// last row or column are dropped.
+///
+/// # Safety
+///
+/// No other thread writes these tiles' outputs of channel `o`.
+#[inline(always)]
+unsafe fn store(
+    dst: &Disjoint<f32>,
+    maps: Maps,
+    out_channels: usize,
+    o: usize,
+    runs: &Runs,
+    y: &[Lanes; 16],
+) {
+    let (h, w) = (maps.height, maps.width);
+    let mut row = [0.0f32; 4 * NR];
+    for dy in 0..4 {
+        // Row dy of every lane's block side by side: lane j at 4j..4j + 4.
+        for j in 0..NR {
+            for dx in 0..4 {
+                row[4 * j + dx] = y[dy * 4 + dx][j];
+            }
+        }
+        for run in runs.iter() {
+            let (yy, x) = (4 * run.ty + dy, 4 * run.tx);
+            if yy >= h {
+                continue;
+            }
+            let len = (4 * run.len).min(w - x);
+            let at = ((run.image * out_channels + o) * h + yy) * w + x;
+            // SAFETY: inside the output (`x + len <= w`, `yy < h`), and
+            // written by this thread only (the caller's promise).
+            let part = unsafe { dst.part(at, len) };
+            // SAFETY: `row[4 run.lane..]` holds `len` values, on the stack.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    row[4 * run.lane..].as_ptr(),
+                    part.as_mut_ptr().cast(),
+                    len,
+                )
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::reference::check_forward_relative;
+
+    /// Against the definition, on sides that are not multiples of four,
+    /// partial strips, images smaller than a tile, and channel counts off
+    /// the tile.
+    #[test]
+    fn winograd4_matches_the_definition() {
+        check_forward_relative(
+            &[
+                (3, 5, 7, 9, 7),
+                (1, 33, 13, 35, 13),
+                (2, 1, 4, 3, 16),
+                (5, 40, 6, 6, 6),
+                (2, 16, 48, 48, 17),
+                (1, 3, 2, 1, 5),
+                (2, 128, 12, 12, 64),
+            ],
+            1e-5,
+            |x, m, wt, o, b| forward(x, m, wt, o, b, Activation::Identity),
+        );
+    }
+}
