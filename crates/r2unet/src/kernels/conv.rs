@@ -29,8 +29,11 @@ pub struct WinogradFrom {
     /// The forward pass, and with it the input gradient (whose input
     /// channels are the layer's output channels).
     pub forward: usize,
-    /// The forward pass by F(4x4, 3x3) (`usize::MAX`: never).
+    /// The forward pass by F(4x4, 3x3) (`usize::MAX`: never)...
     pub forward_4x4: usize,
+    /// ... and on maps at least [`WIDE`] columns wide, where the implicit
+    /// product's bands outgrow the cache.
+    pub forward_4x4_wide: usize,
     /// The weight gradient (F(2x2, 3x3)'s transpose).
     pub weight_grad: usize,
 }
@@ -46,9 +49,12 @@ pub struct WinogradFrom {
 ///   ms, Winograd 2.4-3.7, within this machine's noise), the weight
 ///   gradient from 64 (32 channels: implicit 3.3-3.6 ms, Winograd 4.0-4.1;
 ///   64: Winograd 3.0-4.1 against 3.5-4.3); F(4x4, 3x3) forward from 32
-///   (32 channels, 24x24: 1.95-2.37 ms against the implicit product's
-///   2.28-2.70; 64 channels, 12x12: 1.59-1.91 against F(2x2, 3x3)'s
-///   1.75-1.82; 16 channels, 48x48: 2.87-3.47 against 2.51-2.99, slower).
+///   (32 channels, 24x24: 1.66-2.05 ms against the implicit product's
+///   2.59-2.62; 64 channels, 12x12: 1.47 against F(2x2, 3x3)'s
+///   1.78-1.81), and from 16 on maps from 192 wide (16 channels, the
+///   pixels of one 576x576 map as batches of smaller ones: at 48x48 11.5-12.7
+///   ms against 10.7-11.3, 144x144 11.0-11.8 against 11.0-11.7, 192x192
+///   10.9-12.6 against 12.1-13.7, 576x576 10.1-11.0 against 13.9-14.5).
 /// - Portable (the same Zen 3 under `R2UNET_ISA=portable`): both from 16
 ///   (16 channels forward 5.4 against 5.9 ms, weight gradient 8.8 against
 ///   9.2; 32 channels 3.9 against 6.0 and 4.5 against 10.4); F(4x4, 3x3)
@@ -60,20 +66,26 @@ pub fn winograd_from() -> WinogradFrom {
         "avx512" => WinogradFrom {
             forward: 64,
             forward_4x4: usize::MAX,
+            forward_4x4_wide: usize::MAX,
             weight_grad: 128,
         },
         "avx2" => WinogradFrom {
             forward: 64,
             forward_4x4: 32,
+            forward_4x4_wide: 16,
             weight_grad: 64,
         },
         _ => WinogradFrom {
             forward: 16,
             forward_4x4: 16,
+            forward_4x4_wide: 16,
             weight_grad: 16,
         },
     }
 }
+
+/// From how many columns [`WinogradFrom::forward_4x4_wide`] applies.
+pub const WIDE: usize = 192;
 
 /// Whether F(4x4, 3x3) does at most three quarters of F(2x2, 3x3)'s
 /// products on `height` x `width` maps, counting the blocks that reach past
@@ -136,7 +148,12 @@ pub fn forward(
         return super::amx::forward(input, maps, weight, out_channels, bias, act);
     }
     let from = winograd_from();
-    if maps.channels >= from.forward_4x4 && four_by_four_pays(maps.height, maps.width) {
+    let four_from = if maps.width >= WIDE {
+        from.forward_4x4_wide
+    } else {
+        from.forward_4x4
+    };
+    if maps.channels >= four_from && four_by_four_pays(maps.height, maps.width) {
         winograd4::forward(input, maps, weight, out_channels, bias, act)
     } else if maps.channels >= from.forward {
         winograd::forward(input, maps, weight, out_channels, bias, act)

@@ -178,10 +178,6 @@ fn transform_input(input: &[f32], maps: Maps, corners: &[Corner], v: &mut [f32])
     for ch in 0..c {
         for (lane, at) in corners.iter().enumerate() {
             let plane = &input[(at.image * c + ch) * h * w..][..h * w];
-            // The rows and columns of the tile inside the image (all six
-            // but at the image's edges), the rest zero: checking value by
-            // value made the edge tiles (a third of them on 48x48 maps)
-            // several times slower than the others.
             if at.inside {
                 for r in 0..6 {
                     let first = (at.y0 as usize + r) * w + at.x0 as usize;
@@ -191,21 +187,24 @@ fn transform_input(input: &[f32], maps: Maps, corners: &[Corner], v: &mut [f32])
                 }
                 continue;
             }
-            // At the image's edges: the rows and columns of the tile inside
-            // the image, the rest zero (checking value by value made these
-            // tiles several times slower than the others).
-            let span = |first: isize, len: usize| {
-                (first.max(0) - first) as usize..((len as isize - first).clamp(0, 6)) as usize
+            // At the image's edges: every value read at its row and column
+            // clamped into the image, then zeroed where it lies outside. A
+            // fixed 6x6 loop as inside; the rows and columns inside the
+            // image as ranges instead (loops of unknown length) left a 48x48
+            // map's pass slower than the implicit product, a third of its
+            // tiles being edge tiles.
+            let clamp = |v: isize, len: usize| {
+                (
+                    v.clamp(0, len as isize - 1) as usize,
+                    (0..len as isize).contains(&v),
+                )
             };
-            let (rows, cols) = (span(at.y0, h), span(at.x0, w));
-            for r in 0..P {
-                d[r][lane] = 0.0;
-            }
-            for r in rows {
-                let y = (at.y0 + r as isize) as usize;
-                let first = y * w + (at.x0 + cols.start as isize) as usize;
-                for (s, &x) in cols.clone().zip(&plane[first..][..cols.len()]) {
-                    d[r * 6 + s][lane] = x;
+            let rows: [(usize, bool); 6] = std::array::from_fn(|r| clamp(at.y0 + r as isize, h));
+            let cols: [(usize, bool); 6] = std::array::from_fn(|s| clamp(at.x0 + s as isize, w));
+            for (r, &(y, row_inside)) in rows.iter().enumerate() {
+                for (s, &(x, col_inside)) in cols.iter().enumerate() {
+                    let value = plane[y * w + x];
+                    d[r * 6 + s][lane] = if row_inside && col_inside { value } else { 0.0 };
                 }
             }
         }
