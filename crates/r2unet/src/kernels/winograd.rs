@@ -24,11 +24,12 @@ use super::tile::{MR, NR, tile, wide};
 use super::{Disjoint, Maps};
 
 thread_local! {
-    /// A worker's buffers for [`forward`]'s transformed input and products,
-    /// kept between calls: allocating and zeroing them for every task that
-    /// rayon split off was 2.5% of one 576x576 image's f32 inference
-    /// (`memset` in `perf`).
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// A worker's buffers for [`forward`]'s (and
+    /// [`super::winograd4::forward`]'s) transformed input and products, kept
+    /// between calls: allocating and zeroing them for every task that rayon
+    /// split off was 2.5% of one 576x576 image's f32 inference (`memset` in
+    /// `perf`).
+    pub(super) static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// [`conv::forward`](super::conv::forward) by F(2x2, 3x3): same arguments,
@@ -690,17 +691,24 @@ fn input_transform(d: &[[f32; NR]; 16], out: &mut [f32], stride: usize) {
     }
 }
 
-/// `M[ξ] = U[ξ] V[ξ]` for the 16 positions: `m[(o * 16 + ξ) * NR + j]`.
+/// `M[ξ] = U[ξ] V[ξ]` for the transform's positions (`packed.len()`: 16
+/// here, 36 in [`super::winograd4`]): `m[(o * positions + ξ) * NR + j]`.
 #[inline(always)]
-fn multiply(packed: &[Vec<f32>], v: &[f32], c: usize, out_channels: usize, m: &mut [f32]) {
-    let blocks = out_channels.div_ceil(MR);
+pub(super) fn multiply(
+    packed: &[Vec<f32>],
+    v: &[f32],
+    c: usize,
+    out_channels: usize,
+    m: &mut [f32],
+) {
+    let (blocks, positions) = (out_channels.div_ceil(MR), packed.len());
     for (xi, u) in packed.iter().enumerate() {
         let panel = &v[xi * c * NR..][..c * NR];
         for i in 0..blocks {
             let t = tile(c, &u[i * c * MR..], panel);
             for (r, row) in t.iter().enumerate().take(MR.min(out_channels - i * MR)) {
                 let o = i * MR + r;
-                m[(o * 16 + xi) * NR..][..NR].copy_from_slice(row);
+                m[(o * positions + xi) * NR..][..NR].copy_from_slice(row);
             }
         }
     }

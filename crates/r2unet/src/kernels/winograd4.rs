@@ -4,7 +4,7 @@
 //! fewer multiplications than the direct convolution and 1.78x fewer than
 //! F(2x2, 3x3) ([`super::winograd`]), whose structure this follows: the
 //! tiles of the whole batch in strips of [`NR`], the 36 matrix products
-//! `M[ξ] = U[ξ] V[ξ]` on the register tile ([`tile`]), then `Aᵀ M A`.
+//! `M[ξ] = U[ξ] V[ξ]` on the register tile ([`tile`](super::tile::tile)), then `Aᵀ M A`.
 //!
 //! The transforms (interpolation points 0, ±1, ±2 and ∞):
 //!
@@ -24,13 +24,11 @@
 // arrays with the same lane `j`; iterator chains would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use std::cell::RefCell;
-
 use rayon::prelude::*;
 
 use super::conv::Activation;
-use super::tile::{MR, NR, tile, wide};
-use super::winograd::Runs;
+use super::tile::{MR, NR, wide};
+use super::winograd::{Runs, SCRATCH, multiply};
 use super::{Disjoint, Maps};
 
 /// Positions of a transformed tile (6x6).
@@ -38,12 +36,6 @@ const P: usize = 36;
 
 /// Lanes of one value per tile of a strip.
 type Lanes = [f32; NR];
-
-thread_local! {
-    /// A worker's buffers for the transformed input and the products, kept
-    /// between calls as [`super::winograd`]'s are.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
 
 /// [`conv::forward`](super::conv::forward) by F(4x4, 3x3): same arguments,
 /// same result up to rounding.
@@ -73,8 +65,8 @@ pub fn forward(
     let dst = Disjoint::new(&mut out);
     (0..strips).into_par_iter().for_each(|s| {
         SCRATCH.with_borrow_mut(|(v, m)| {
-            // Written whole by `transform_input` and `multiply` before they
-            // are read.
+            // Shared with F(2x2, 3x3); written whole by `transform_input` and
+            // `multiply` before they are read.
             v.resize(P * c * NR, 0.0);
             m.resize(out_channels * P * NR, 0.0);
             let (t0, nt) = (s * NR, NR.min(tiles - s * NR));
@@ -239,22 +231,6 @@ fn b_t(x: [&Lanes; 6], y: [&mut Lanes; 6]) {
         y[3][j] = p + q;
         y[4][j] = p - q;
         y[5][j] = 4.0 * d1 - 5.0 * d3 + d5;
-    }
-}
-
-/// `M[ξ] = U[ξ] V[ξ]` for the 36 positions: `m[(o * 36 + ξ) * NR + j]`.
-#[inline(always)]
-fn multiply(packed: &[Vec<f32>], v: &[f32], c: usize, out_channels: usize, m: &mut [f32]) {
-    let blocks = out_channels.div_ceil(MR);
-    for (xi, u) in packed.iter().enumerate() {
-        let panel = &v[xi * c * NR..][..c * NR];
-        for i in 0..blocks {
-            let t = tile(c, &u[i * c * MR..], panel);
-            for (r, row) in t.iter().enumerate().take(MR.min(out_channels - i * MR)) {
-                let o = i * MR + r;
-                m[(o * P + xi) * NR..][..NR].copy_from_slice(row);
-            }
-        }
     }
 }
 
