@@ -222,7 +222,7 @@ fn transform_input_by_channel(
     let c = maps.channels;
     let c_blocks = c.div_ceil(NR);
     for j in 0..nt {
-        let at = corner(maps, t0 + j);
+        let at = corner(maps, t0 + j, 2);
         for jb in 0..c_blocks {
             let mut d = [[0.0f32; NR]; 16];
             for lane in 0..NR.min(c - jb * NR) {
@@ -414,7 +414,7 @@ fn transform_input(input: &[f32], maps: Maps, runs: &Runs, t0: usize, nt: usize,
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = runs; // the AVX-512 path's
-    let corners: [Corner; NR] = std::array::from_fn(|j| corner(maps, t0 + j.min(nt - 1)));
+    let corners: [Corner; NR] = std::array::from_fn(|j| corner(maps, t0 + j.min(nt - 1), 2));
     let mut d = [[0.0f32; NR]; 16];
     for ch in 0..c {
         for (j, &corner) in corners.iter().enumerate().take(nt) {
@@ -603,24 +603,27 @@ impl Store<'_> {
     }
 }
 
-/// Where input tile `t` of the batch starts: its image, the top-left corner
-/// (one pixel up and left of its 2x2 output block), and whether all 4x4
-/// values lie inside the image.
+/// Where input tile `t` of the batch starts, for output blocks of `block`
+/// x `block` pixels (2 here, 4 in [`super::winograd4`]) and input tiles two
+/// pixels wider: its image, the top-left corner (one pixel up and left of
+/// its output block), and whether the whole input tile lies inside the image.
 #[derive(Clone, Copy)]
-struct Corner {
-    image: usize,
-    y0: isize,
-    x0: isize,
-    inside: bool,
+pub(super) struct Corner {
+    pub image: usize,
+    pub y0: isize,
+    pub x0: isize,
+    pub inside: bool,
 }
 
 #[inline(always)]
-fn corner(maps: Maps, t: usize) -> Corner {
+pub(super) fn corner(maps: Maps, t: usize, block: usize) -> Corner {
     let (h, w) = (maps.height, maps.width);
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let (th, tw) = (h.div_ceil(block), w.div_ceil(block));
     let (image, tt) = (t / (th * tw), t % (th * tw));
-    let (y0, x0) = (2 * (tt / tw) as isize - 1, 2 * (tt % tw) as isize - 1);
-    let inside = y0 >= 0 && x0 >= 0 && y0 + 4 <= h as isize && x0 + 4 <= w as isize;
+    let b = block as isize;
+    let (y0, x0) = (b * (tt / tw) as isize - 1, b * (tt % tw) as isize - 1);
+    let side = b + 2;
+    let inside = y0 >= 0 && x0 >= 0 && y0 + side <= h as isize && x0 + side <= w as isize;
     Corner {
         image,
         y0,

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use super::conv::Activation;
 use super::tile::{MR, NR, wide};
-use super::winograd::{Runs, SCRATCH, multiply};
+use super::winograd::{Corner, Runs, SCRATCH, corner, multiply};
 use super::{Disjoint, Maps};
 
 /// Positions of a transformed tile (6x6).
@@ -71,7 +71,7 @@ pub fn forward(
             m.resize(out_channels * P * NR, 0.0);
             let (t0, nt) = (s * NR, NR.min(tiles - s * NR));
             let corners: [Corner; NR] =
-                std::array::from_fn(|j| Corner::of(maps, t0 + j.min(nt - 1)));
+                std::array::from_fn(|j| corner(maps, t0 + j.min(nt - 1), 4));
             wide(
                 #[inline(always)]
                 || {
@@ -129,34 +129,6 @@ fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f
         }
     }
     packed
-}
-
-/// Where input tile `t` of the batch starts: its image, the top-left corner
-/// (one pixel up and left of its 4x4 output block), and whether all 6x6
-/// values lie inside the image.
-#[derive(Clone, Copy)]
-struct Corner {
-    image: usize,
-    y0: isize,
-    x0: isize,
-    inside: bool,
-}
-
-impl Corner {
-    #[inline(always)]
-    fn of(maps: Maps, t: usize) -> Self {
-        let (h, w) = (maps.height, maps.width);
-        let (th, tw) = (h.div_ceil(4), w.div_ceil(4));
-        let (image, tt) = (t / (th * tw), t % (th * tw));
-        let (y0, x0) = (4 * (tt / tw) as isize - 1, 4 * (tt % tw) as isize - 1);
-        let inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= h as isize && x0 + 6 <= w as isize;
-        Self {
-            image,
-            y0,
-            x0,
-            inside,
-        }
-    }
 }
 
 /// `V = Bᵀ d B` for the strip's tiles (`corners`, one per lane), every
