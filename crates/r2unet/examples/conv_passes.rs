@@ -1,5 +1,6 @@
 //! Throughput of the 3x3 convolution's passes at the retina R2U-Net's four
-//! levels (batch 32, C -> C channels, best of five): the implementations of
+//! levels (C -> C channels, best of five), for a training batch of 32 48x48
+//! patches and for one 576x576 image: the implementations of
 //! the forward pass (Winograd's F(2x2, 3x3) and F(4x4, 3x3), the implicit
 //! product on a padded copy) and of the weight gradient (F(2x2, 3x3) and
 //! implicit; `kernels::conv` takes each from the input channels
@@ -21,9 +22,11 @@ use r2unet::kernels::{Maps, conv, implicit, winograd, winograd4};
 
 fn main() {
     println!("threads {}", rayon::current_num_threads());
-    for (c, s) in [(16usize, 48usize), (32, 24), (64, 12), (128, 6)] {
+    let patches = [(32, 16, 48), (32, 32, 24), (32, 64, 12), (32, 128, 6)];
+    let image = [(1, 16, 576), (1, 32, 288), (1, 64, 144), (1, 128, 72)];
+    for (batch, c, s) in patches.into_iter().chain(image) {
         let m = Maps {
-            batch: 32,
+            batch,
             channels: c,
             height: s,
             width: s,
@@ -97,7 +100,7 @@ fn main() {
             best.map(|t| format!("{:5.2} ms {:5.1}", t * 1e3, flops / t / 1e9));
         let amx = if best[5] < f64::MAX { amx } else { "-".into() };
         println!(
-            "C = {c:3}, {s:2}x{s:2} (ms, GFLOP/s): forward Winograd {wf} F(4x4) {wf4} implicit {f} | weight grad Winograd {wdw} implicit {dw} | input grad {dx} | bf16 AMX forward {amx}"
+            "{batch:2} x C = {c:3}, {s:3}x{s:3} (ms, GFLOP/s): forward Winograd {wf} F(4x4) {wf4} implicit {f} | weight grad Winograd {wdw} implicit {dw} | input grad {dx} | bf16 AMX forward {amx}"
         );
     }
 }

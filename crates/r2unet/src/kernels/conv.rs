@@ -41,10 +41,16 @@ pub struct WinogradFrom {
 /// [`WinogradFrom`] for the instruction set the tiles run on
 /// ([`tile::isa`](super::tile::isa)), where each pass of
 /// `examples/conv_passes.rs` (batch 32, C -> C channels) was faster:
-/// - AVX-512: the implicit product's 512-bit tiles outrun Winograd's
-///   transforms up to 32 channels forward and 64 in the weight gradient.
-///   F(4x4, 3x3) not measured there (no AVX-512 machine since it was
-///   written), so not taken.
+/// - AVX-512: on AMD Zen 5 (full-width 512-bit units) the implicit
+///   product's tiles outran F(2x2, 3x3)'s transforms up to 32 channels
+///   forward and 64 in the weight gradient. F(4x4, 3x3), written since,
+///   measured on AMD Zen 4 (512-bit instructions on 256-bit units): forward
+///   from 32 (32 channels, 24x24: 1.44 ms against the implicit product's
+///   1.80; 64 channels, 12x12: 1.27 against F(2x2, 3x3)'s 1.43; 16
+///   channels, 48x48: 1.92 against 1.85, so not there) and from 16 on maps
+///   from 192 wide (one 576x576 map: 9.9 against 10.3). The weight
+///   gradient from 64 instead of 128 made no measurable difference to a
+///   training step there (median 329 against 333 ms), so Zen 5's 128 stays.
 /// - AVX2 (AMD Zen 3): as AVX-512 forward (32 channels: implicit 2.2-3.8
 ///   ms, Winograd 2.4-3.7, within this machine's noise), the weight
 ///   gradient from 64 (32 channels: implicit 3.3-3.6 ms, Winograd 4.0-4.1;
@@ -65,8 +71,8 @@ pub fn winograd_from() -> WinogradFrom {
     match super::tile::isa() {
         "avx512" => WinogradFrom {
             forward: 64,
-            forward_4x4: usize::MAX,
-            forward_4x4_wide: usize::MAX,
+            forward_4x4: 32,
+            forward_4x4_wide: 16,
             weight_grad: 128,
         },
         "avx2" => WinogradFrom {
