@@ -22,7 +22,8 @@ use r2unet::train::{RunDir, TrainConfig, Trainer};
 static TURN: Mutex<()> = Mutex::new(());
 
 /// DRIVE's 20 test images segmented with the 3x3 convolutions in bf16 keep
-/// the pooled AUC within 0.001 and F1 (threshold 0.5) within 0.002 of f32.
+/// the pooled AUC within 0.001 and F1 (threshold 0.5) within 0.002 of f32,
+/// and are not f32's to the bit.
 #[test]
 fn bf16_keeps_drive_auc_and_f1() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
@@ -73,6 +74,13 @@ fn bf16_keeps_drive_auc_and_f1() {
     eprintln!("DRIVE test: f32 F1 {f1:.5} AUC {auc:.5}; bf16 F1 {f1_bf16:.5} AUC {auc_bf16:.5}");
     assert!((auc - auc_bf16).abs() <= 0.001, "AUC {auc} vs {auc_bf16}");
     assert!((f1 - f1_bf16).abs() <= 0.002, "F1 {f1} vs {f1_bf16}");
+    // And bf16 did run: session 26's F(4x4, 3x3) thresholds on AVX-512
+    // first sent every level of DRIVE's images to f32, the same AUC to the bit.
+    assert_ne!(
+        auc.to_bits(),
+        auc_bf16.to_bits(),
+        "bf16 gave f32's AUC exactly"
+    );
 }
 
 /// A small synthetic run with 16 and 32 channels (the widths the AMX tiles

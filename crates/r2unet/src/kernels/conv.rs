@@ -159,12 +159,16 @@ pub fn forward(
     } else {
         from.forward_4x4
     };
-    if maps.channels >= four_from && four_by_four_pays(maps.height, maps.width) {
+    // Under `--precision bf16` without AMX, the levels below F(2x2, 3x3)'s
+    // threshold take the implicit product's bf16 dot products, F(4x4, 3x3)
+    // or not (it runs in f32 only).
+    let bf16 = super::precision() == super::Precision::Bf16;
+    if bf16 && maps.channels < from.forward {
+        implicit::forward_bf16(input, maps, weight, out_channels, bias, 3, act)
+    } else if maps.channels >= four_from && four_by_four_pays(maps.height, maps.width) {
         winograd4::forward(input, maps, weight, out_channels, bias, act)
     } else if maps.channels >= from.forward {
         winograd::forward(input, maps, weight, out_channels, bias, act)
-    } else if super::precision() == super::Precision::Bf16 {
-        implicit::forward_bf16(input, maps, weight, out_channels, bias, 3, act)
     } else {
         implicit::forward(input, maps, weight, out_channels, bias, 3, act)
     }
