@@ -440,7 +440,7 @@ fn interleave(a: &[f32; NR], b: &[f32; NR], out: &mut [f32; 2 * NR]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use std::arch::x86_64::*;
 
     use super::{Maps, NR, Run};
@@ -479,19 +479,8 @@ mod x86 {
                     continue;
                 }
                 let row = &plane[y as usize * w as usize..][..w as usize];
-                // Values of `row` from column first + 2 k0 + at, 16 of them,
-                // those outside the row zero (masked off: not read).
-                let load = |at: isize| {
-                    let x = first + 2 * k0 as isize + at;
-                    let (lo, hi) = ((-x).clamp(0, 16), (w - x).clamp(0, 16));
-                    let mask = if hi > lo {
-                        (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
-                    } else {
-                        0
-                    };
-                    // SAFETY: only the lanes of `mask` are read, all inside `row`.
-                    unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().wrapping_offset(x)) }
-                };
+                // SAFETY: AVX-512 F is present (this function's contract).
+                let load = |at: isize| unsafe { load_row(row, first + 2 * k0 as isize + at) };
                 let (a, b) = (load(0), load(16));
                 let (a2, b2) = (load(2), load(18));
                 *dr = [
@@ -528,6 +517,26 @@ mod x86 {
                 }
             }
         }
+    }
+
+    /// 16 values of `row` from column `x`, those outside the row zero
+    /// (masked off: not read). Also F(4x4, 3x3)'s ([`super::super::winograd4`]).
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present.
+    #[inline(always)]
+    pub unsafe fn load_row(row: &[f32], x: isize) -> __m512 {
+        let w = row.len() as isize;
+        let (lo, hi) = ((-x).clamp(0, 16), (w - x).clamp(0, 16));
+        let mask = if hi > lo {
+            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
+        } else {
+            0
+        };
+        // SAFETY: AVX-512 F is present (the caller's contract); only the
+        // lanes of `mask` are read, all inside `row`.
+        unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().wrapping_offset(x)) }
     }
 
     /// [`super::interleave`].

@@ -340,6 +340,7 @@ mod x86 {
 
     use super::Maps;
     use crate::kernels::winograd::Run;
+    use crate::kernels::winograd::x86::load_row;
 
     /// [`super::transform_input`] for the tiles of one run, channel plane
     /// `plane`: position `ξ` of lane `run.lane + k` to `out[ξ * stride +
@@ -423,19 +424,8 @@ mod x86 {
                     continue;
                 }
                 let row = &plane[y as usize * w as usize..][..w as usize];
-                // Values of `row` from column first + 4 k0 + at, 16 of them,
-                // those outside the row zero (masked off: not read).
-                let load = |at: isize| {
-                    let x = first + 4 * k0 as isize + at;
-                    let (lo, hi) = ((-x).clamp(0, 16), (w - x).clamp(0, 16));
-                    let mask = if hi > lo {
-                        (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
-                    } else {
-                        0
-                    };
-                    // SAFETY: only the lanes of `mask` are read, all inside `row`.
-                    unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().wrapping_offset(x)) }
-                };
+                // SAFETY: AVX-512 F is present (this function's contract).
+                let load = |at: isize| unsafe { load_row(row, first + 4 * k0 as isize + at) };
                 // Columns 0-3 from the values at 0..64, 4 and 5 from those at
                 // 4..68 (as columns 0 and 1 of the next tile).
                 let at0: [__m512; 4] = std::array::from_fn(|q| load(16 * q as isize));
