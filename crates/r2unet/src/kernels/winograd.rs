@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::conv::Activation;
-use super::tile::{MR, NR, tile, wide};
+use super::tile::{MR, NR, tile, tile_to, wide};
 use super::{Disjoint, Maps};
 
 thread_local! {
@@ -717,6 +717,12 @@ pub(super) fn multiply(
     for (xi, u) in packed.iter().enumerate() {
         let panel = &v[xi * c * NR..][..c * NR];
         for i in 0..blocks {
+            if (i + 1) * MR <= out_channels {
+                // Rows o = i MR + r of M at position ξ, `positions * NR` apart.
+                let at = (i * MR * positions + xi) * NR;
+                tile_to(c, &u[i * c * MR..], panel, &mut m[at..], positions * NR);
+                continue;
+            }
             let t = tile(c, &u[i * c * MR..], panel);
             for (r, row) in t.iter().enumerate().take(MR.min(out_channels - i * MR)) {
                 let o = i * MR + r;
