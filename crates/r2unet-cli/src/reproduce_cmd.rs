@@ -68,6 +68,11 @@ pub struct ReproduceArgs {
     /// DRIVE model, in folders named <dataset>-<model>-long-loo.
     #[arg(long, value_enum, default_value = "default")]
     budget: BudgetArg,
+    /// With --protocol loo: segment each left-out image with flip TTA (the image
+    /// and its three flips averaged), in folders named <dataset>-<model>[-long]-tta-loo;
+    /// the folds train as without it. (A standard row with TTA: `r2unet eval --tta`.)
+    #[arg(long)]
+    tta: bool,
 }
 
 /// `--budget`.
@@ -153,6 +158,7 @@ fn run_loo(args: &ReproduceArgs) -> anyhow::Result<()> {
                 out: &args.out,
                 weights_dir: &args.weights_dir,
                 max_folds: args.max_folds,
+                tta: args.tta,
             };
             eprintln!(
                 "{}: folds in {}, their runs in {}{}",
@@ -186,6 +192,11 @@ pub fn run(args: ReproduceArgs) -> anyhow::Result<()> {
     if args.protocol == ProtocolArg::Loo {
         return run_loo(&args);
     }
+    anyhow::ensure!(
+        !args.tta,
+        "--tta is for --protocol loo; a standard row with flip TTA: `r2unet eval --weights \
+         W --dataset D --data DIR --tta`"
+    );
     anyhow::ensure!(
         args.budget == BudgetArg::Default,
         "--budget long is for --protocol loo: the standard table has a row for every \

@@ -780,6 +780,25 @@ fn leave_one_out_continues_fold_by_fold() {
         !standard.status.success() && err.contains("--protocol loo"),
         "{err}"
     );
+    // Flip TTA: folds of their own, named so; a leave-one-out option only.
+    let tta = args(&["--tta", "--max-folds", "1"]);
+    let stdout = String::from_utf8_lossy(&tta.stdout);
+    assert!(
+        tta.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tta.stderr)
+    );
+    assert!(
+        stdout.contains("r2unet (flip TTA) leave-one-out: 1 of 3 folds finished"),
+        "{stdout}"
+    );
+    assert!(out.join("chase-r2unet-tta-loo/fold-00_prob.png").is_file());
+    let standard = r2unet(&["reproduce", "--data", "x", "--tta"]);
+    let err = String::from_utf8_lossy(&standard.stderr);
+    assert!(
+        !standard.status.success() && err.contains("--protocol loo") && err.contains("eval"),
+        "{err}"
+    );
     let folds = out.join("chase-r2unet-loo");
     let first = std::fs::read(folds.join("fold-00.json")).unwrap();
     assert!(!folds.join("fold-02.json").exists());

@@ -239,10 +239,12 @@ pub fn notes(out: &Path, datasets: &[DatasetKind], models: &[Architecture]) -> R
     for &kind in datasets {
         for &model in models {
             for budget in [Budget::Default, Budget::Long] {
-                let folder = folder_name(kind, model, budget);
-                if let Some(summary) = read_summary(&out.join(&folder))? {
-                    lines.push_str(&table_line(&summary, &folder));
-                    lines.push('\n');
+                for tta in [false, true] {
+                    let folder = folder_name(kind, model, budget, tta);
+                    if let Some(summary) = read_summary(&out.join(&folder))? {
+                        lines.push_str(&table_line(&summary, &folder));
+                        lines.push('\n');
+                    }
                 }
             }
         }
@@ -301,9 +303,10 @@ fn fold_sample(kind: DatasetKind, data: &Path, fold: usize) -> Result<Sample> {
 }
 
 /// The folder of a leave-one-out's folds (and of their runs):
-/// `<dataset>-<label>-loo`.
-fn folder_name(kind: DatasetKind, model: Architecture, budget: Budget) -> String {
-    format!("{kind}-{}-loo", budget.label(model))
+/// `<dataset>-<label>-loo`, or `<dataset>-<label>-tta-loo` with flip TTA.
+fn folder_name(kind: DatasetKind, model: Architecture, budget: Budget, tta: bool) -> String {
+    let tta = if tta { "-tta" } else { "" };
+    format!("{kind}-{}{tta}-loo", budget.label(model))
 }
 
 /// One leave-one-out: which model on which set, and where its files go.
@@ -327,12 +330,18 @@ pub struct Plan<'a> {
     pub weights_dir: &'a Path,
     /// Stop after training this many more folds (`None`: all).
     pub max_folds: Option<usize>,
+    /// Whether each left-out image is segmented with flip TTA (the image
+    /// and its three flips averaged, [`Inference::flip_tta`]): folders
+    /// named `<dataset>-<label>-tta-loo`. The folds train as without it, and
+    /// the model on every image is the same file.
+    pub tta: bool,
 }
 
 impl Plan<'_> {
-    /// `<dataset>-<label>-loo`, e.g. `stare-r2unet-loo`, `stare-r2unet-long-loo`.
+    /// `<dataset>-<label>-loo`, e.g. `stare-r2unet-loo`,
+    /// `stare-r2unet-long-loo`, `stare-r2unet-long-tta-loo`.
     pub fn name(&self) -> String {
-        folder_name(self.kind, self.model, self.budget)
+        folder_name(self.kind, self.model, self.budget, self.tta)
     }
 
     /// Where the finished folds and the summary are written.
@@ -427,13 +436,11 @@ pub fn run(
         finished += 1;
         let net = TrainedModel::from_run(&run.0, true, device)?;
         let sample = fold_sample(kind, data, fold)?;
-        let probs = probability_map(
-            &net.model,
-            &net.preprocess,
-            &Inference::default(),
-            &sample,
-            device,
-        )?;
+        let inference = Inference {
+            flip_tta: plan.tta,
+            ..Inference::default()
+        };
+        let probs = probability_map(&net.model, &net.preprocess, &inference, &sample, device)?;
         let metrics = Metrics::evaluate(&probs, &sample.label.data, Some(&sample.fov.data), 0.5)?;
         let record = Fold {
             fold,
@@ -467,7 +474,10 @@ pub fn run(
         }
         export_run(&run.0, true, all_images_model, device)?;
     }
-    let label = plan.budget.label(model);
+    let mut label = plan.budget.label(model);
+    if plan.tta {
+        label.push_str(" (flip TTA)");
+    }
     let mut summary = summary(kind, &label, data, out, total)?;
     summary.all_images_model = all_images_model
         .is_file()
@@ -576,8 +586,20 @@ mod tests {
             out: Path::new("out"),
             weights_dir: w,
             max_folds: None,
+            tta: false,
         };
         assert_eq!(plan.name(), "stare-r2unet-long-loo");
+        let tta = Plan {
+            tta: true,
+            ..plan.clone()
+        };
+        assert_eq!(tta.name(), "stare-r2unet-long-tta-loo");
+        assert_eq!(
+            tta.runs_dir(),
+            Path::new("out/runs/stare-r2unet-long-tta-loo")
+        );
+        // The same training, so the same model on every image.
+        assert_eq!(tta.all_images_model(), plan.all_images_model());
         assert_eq!(plan.folds_dir(), Path::new("out/stare-r2unet-long-loo"));
         assert_eq!(plan.runs_dir(), Path::new("out/runs/stare-r2unet-long-loo"));
         assert_eq!(
