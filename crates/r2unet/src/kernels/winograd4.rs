@@ -439,8 +439,6 @@ mod x86 {
                 let row = &plane[y as usize * w as usize..][..w as usize];
                 // SAFETY: AVX-512 F is present (this function's contract).
                 let load = |at: isize| unsafe { load_row(row, first + 4 * k0 as isize + at) };
-                // Columns 0-3 from the values at 0..64, 4 and 5 from those at
-                // 4..68 (as columns 0 and 1 of the next tile).
                 // This row of the next strip's tiles, 4 NR columns on, asked
                 // for now: on maps larger than the cache the rows of a strip
                 // otherwise arrive one miss at a time (measured at `super::store`).
@@ -449,6 +447,8 @@ mod x86 {
                     let p = row.as_ptr().wrapping_offset(ahead + 16 * line);
                     _mm_prefetch::<_MM_HINT_T0>(p.cast());
                 }
+                // Columns 0-3 from the values at 0..64, 4 and 5 from those at
+                // 4..68 (as columns 0 and 1 of the next tile).
                 let at0: [__m512; 4] = std::array::from_fn(|q| load(16 * q as isize));
                 let at4: [__m512; 4] = std::array::from_fn(|q| load(16 * q as isize + 4));
                 for (s, x) in dr.iter_mut().enumerate() {
