@@ -31,9 +31,10 @@ pub struct WinogradFrom {
     pub forward: usize,
     /// The forward pass by F(4x4, 3x3) (`usize::MAX`: never)...
     pub forward_4x4: usize,
-    /// ... and on maps at least [`WIDE`] columns wide, where the implicit
-    /// product's bands outgrow the cache.
+    /// ... and on maps at least `wide` columns wide.
     pub forward_4x4_wide: usize,
+    /// Columns from which `forward_4x4_wide` applies.
+    pub wide: usize,
     /// The weight gradient (F(2x2, 3x3)'s transpose).
     pub weight_grad: usize,
 }
@@ -48,7 +49,11 @@ pub struct WinogradFrom {
 ///   from 32 (32 channels, 24x24: 1.44 ms against the implicit product's
 ///   1.80; 64 channels, 12x12: 1.27 against F(2x2, 3x3)'s 1.43; 16
 ///   channels, 48x48: 1.92 against 1.85, so not there) and from 16 on maps
-///   from 192 wide (one 576x576 map: 9.9 against 10.3). The weight
+///   from 192 wide (one 576x576 map: 9.9 against 10.3); since F(4x4,
+///   3x3)'s products are written in place and its strips prefetched
+///   (session 27), from 16 on maps from 48 wide, where its input goes by
+///   runs of tiles (16 channels, 48x48: 1.58-1.77 ms against 2.06-2.36,
+///   session 28). The weight
 ///   gradient from 64 instead of 128 made no measurable difference to a
 ///   training step there (median 329 against 333 ms), so Zen 5's 128 stays.
 /// - AVX2 (AMD Zen 3): as AVX-512 forward (32 channels: implicit 2.2-3.8
@@ -73,25 +78,25 @@ pub fn winograd_from() -> WinogradFrom {
             forward: 64,
             forward_4x4: 32,
             forward_4x4_wide: 16,
+            wide: 48,
             weight_grad: 128,
         },
         "avx2" => WinogradFrom {
             forward: 64,
             forward_4x4: 32,
             forward_4x4_wide: 16,
+            wide: 192,
             weight_grad: 64,
         },
         _ => WinogradFrom {
             forward: 16,
             forward_4x4: 16,
             forward_4x4_wide: 16,
+            wide: 192,
             weight_grad: 16,
         },
     }
 }
-
-/// From how many columns [`WinogradFrom::forward_4x4_wide`] applies.
-pub const WIDE: usize = 192;
 
 /// Whether F(4x4, 3x3) does at most three quarters of F(2x2, 3x3)'s
 /// products on `height` x `width` maps, counting the blocks that reach past
@@ -154,7 +159,7 @@ pub fn forward(
         return super::amx::forward(input, maps, weight, out_channels, bias, act);
     }
     let from = winograd_from();
-    let four_from = if maps.width >= WIDE {
+    let four_from = if maps.width >= from.wide {
         from.forward_4x4_wide
     } else {
         from.forward_4x4
