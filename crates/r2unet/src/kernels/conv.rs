@@ -33,7 +33,9 @@ pub struct WinogradFrom {
     pub forward_4x4: usize,
     /// ... and on maps at least `wide` columns wide.
     pub forward_4x4_wide: usize,
-    /// Columns from which `forward_4x4_wide` applies.
+    /// Columns from which `forward_4x4_wide` applies: on AVX-512 where
+    /// F(4x4, 3x3)'s input goes by runs of tiles (`winograd4::RUNS_FROM`),
+    /// elsewhere where the implicit product's bands outgrow the cache.
     pub wide: usize,
     /// The weight gradient (F(2x2, 3x3)'s transpose).
     pub weight_grad: usize,
@@ -78,7 +80,7 @@ pub fn winograd_from() -> WinogradFrom {
             forward: 64,
             forward_4x4: 32,
             forward_4x4_wide: 16,
-            wide: 48,
+            wide: winograd4::RUNS_FROM,
             weight_grad: 128,
         },
         "avx2" => WinogradFrom {

@@ -217,7 +217,7 @@ fn transform_input_by_lanes(input: &[f32], maps: Maps, corners: &[Corner], v: &m
 
 /// From how many columns [`transform_input`] takes the tiles by runs on
 /// AVX-512: rows of at least RUNS_FROM / 4 tiles, most of a register's 16 lanes.
-const RUNS_FROM: usize = 48;
+pub(crate) const RUNS_FROM: usize = 48;
 
 /// `y = Bᵀ x` for six values of [`NR`] lanes each.
 #[inline(always)]
