@@ -384,8 +384,8 @@ impl Runs {
 }
 
 /// `V = Bᵀ d B` for the tiles `t0..t0 + nt` of the batch (`runs`), every
-/// channel: `v[(ξ * c + ch) * NR + j]`; lanes past the strip's last tile
-/// are left as they were (no output reads them).
+/// channel: `v[(ξ * c + ch) * NR + j]`; what lanes past the strip's last
+/// tile hold does not matter (no output reads them).
 ///
 /// With AVX-512, sixteen tiles at a time: a run's 4x4 input tiles overlap by
 /// two columns, so row `r` of sixteen of them is one stretch of 34 values of
@@ -393,6 +393,8 @@ impl Runs {
 /// and odd values are the tiles' columns 0 and 1, and from two values on,
 /// columns 2 and 3; the transform runs on those registers. Gathering value
 /// by value, as elsewhere, was 13-15% of R2U-Net's f32 inference (`perf`).
+/// On maps narrower than 32 columns each position of sixteen tiles is one
+/// masked gather instead ([`x86::Tiles`]).
 #[inline(always)]
 fn transform_input(input: &[f32], maps: Maps, runs: &Runs, t0: usize, nt: usize, v: &mut [f32]) {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
@@ -415,9 +417,24 @@ fn transform_input(input: &[f32], maps: Maps, runs: &Runs, t0: usize, nt: usize,
     #[cfg(not(target_arch = "x86_64"))]
     let _ = runs; // the AVX-512 path's
     let corners: [Corner; NR] = std::array::from_fn(|j| corner(maps, t0 + j.min(nt - 1), 2));
+    #[cfg(target_arch = "x86_64")]
+    if super::tile::avx512() && input.len() <= i32::MAX as usize {
+        // SAFETY: AVX-512 F is present; the offsets fit and the corners are
+        // the strip's tiles; `forward` sized `v`.
+        unsafe { x86::transform_gathered(input, maps, &corners, v) };
+        return;
+    }
+    transform_input_by_lanes(input, maps, &corners[..nt], v);
+}
+
+/// [`transform_input`] value by value into lanes, for the tiles at
+/// `corners` (one per lane).
+#[inline(always)]
+fn transform_input_by_lanes(input: &[f32], maps: Maps, corners: &[Corner], v: &mut [f32]) {
+    let c = maps.channels;
     let mut d = [[0.0f32; NR]; 16];
     for ch in 0..c {
-        for (j, &corner) in corners.iter().enumerate().take(nt) {
+        for (j, &corner) in corners.iter().enumerate() {
             gather(input, maps, ch, corner, &mut d, j);
         }
         input_transform(&d, &mut v[ch * NR..], c * NR);
@@ -443,7 +460,7 @@ fn interleave(a: &[f32; NR], b: &[f32; NR], out: &mut [f32; 2 * NR]) {
 pub(super) mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Maps, NR, Run};
+    use super::{Corner, Maps, NR, Run};
 
     /// [`super::transform_input`] for the tiles of one run, channel plane
     /// `plane`: position `ξ` of lane `run.lane + k` to `out[ξ * stride + run.lane + k]`.
@@ -490,32 +507,165 @@ pub(super) mod x86 {
                     _mm512_permutex2var_ps(a2, pick_odd, b2),
                 ];
             }
-            // Bᵀ d over rows, then B over columns: as `input_transform`.
-            let bd: [[__m512; 4]; 4] = std::array::from_fn(|r| {
-                std::array::from_fn(|s| {
-                    let (d0, d1, d2, d3) = (d[0][s], d[1][s], d[2][s], d[3][s]);
-                    match r {
-                        0 => _mm512_sub_ps(d0, d2),
-                        1 => _mm512_add_ps(d1, d2),
-                        2 => _mm512_sub_ps(d2, d1),
-                        _ => _mm512_sub_ps(d1, d3),
-                    }
-                })
-            });
-            for (r, e) in bd.iter().enumerate() {
-                let v = [
-                    _mm512_sub_ps(e[0], e[2]),
-                    _mm512_add_ps(e[1], e[2]),
-                    _mm512_sub_ps(e[2], e[1]),
-                    _mm512_sub_ps(e[1], e[3]),
-                ];
-                for (s, &x) in v.iter().enumerate() {
-                    let at = (r * 4 + s) * stride + run.lane + k0;
-                    // SAFETY: the lanes of `store` lie inside `out` (checked
-                    // above for the run's last position and lane).
-                    unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(at), store, x) };
+            // SAFETY: AVX-512 F is present; the lanes of `store` lie inside
+            // `out` (checked above for the run's last position and lane).
+            unsafe { transform_store(&d, out, run.lane + k0, stride, store) };
+        }
+    }
+
+    /// [`super::transform_input`]'s value-by-value path for the strip's
+    /// tiles at `corners` (one per lane, all [`NR`] lanes written) by
+    /// gathers ([`Tiles`]). The transform is [`super::input_transform`]'s,
+    /// so the values are the same.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present; `input` must hold `maps` and at most
+    /// `i32::MAX` values, every corner must be a tile of `maps`, `v` must
+    /// hold `16 * c * NR` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn transform_gathered(
+        input: &[f32],
+        maps: Maps,
+        corners: &[Corner; NR],
+        v: &mut [f32],
+    ) {
+        let c = maps.channels;
+        assert!(v.len() >= 16 * c * NR, "transformed input");
+        for (group, lanes) in corners.chunks_exact(16).enumerate() {
+            let tiles = Tiles::<4>::at(input, maps, lanes);
+            for ch in 0..c {
+                // SAFETY: AVX-512 F is present (this function's contract);
+                // lanes 16 group .. 16 group + 16 of position 15 lie inside
+                // `v` (checked above).
+                unsafe {
+                    let d = tiles.channel(input, ch);
+                    transform_store(&d, &mut v[ch * NR..], 16 * group, c * NR, u16::MAX);
                 }
             }
+        }
+    }
+
+    /// `Bᵀ d B` of sixteen 4x4 tiles (`d[r][s]`: row r, column s, a lane
+    /// per tile), as [`super::input_transform`] lane by lane: position `ξ`
+    /// to lanes `at..at + 16` of `out[ξ * stride..]`, those of `store` only.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn transform_store(
+        d: &[[__m512; 4]; 4],
+        out: &mut [f32],
+        at: usize,
+        stride: usize,
+        store: u16,
+    ) {
+        let lanes = 16 - store.leading_zeros() as usize;
+        assert!(15 * stride + at + lanes <= out.len(), "transformed input");
+        // Bᵀ d over rows, then B over columns: as `input_transform`.
+        let bd: [[__m512; 4]; 4] = std::array::from_fn(|r| {
+            std::array::from_fn(|s| {
+                let (d0, d1, d2, d3) = (d[0][s], d[1][s], d[2][s], d[3][s]);
+                match r {
+                    0 => _mm512_sub_ps(d0, d2),
+                    1 => _mm512_add_ps(d1, d2),
+                    2 => _mm512_sub_ps(d2, d1),
+                    _ => _mm512_sub_ps(d1, d3),
+                }
+            })
+        });
+        for (r, e) in bd.iter().enumerate() {
+            let v = [
+                _mm512_sub_ps(e[0], e[2]),
+                _mm512_add_ps(e[1], e[2]),
+                _mm512_sub_ps(e[2], e[1]),
+                _mm512_sub_ps(e[1], e[3]),
+            ];
+            for (s, &x) in v.iter().enumerate() {
+                let i = (r * 4 + s) * stride + at;
+                // SAFETY: the lanes of `store` lie inside `out` (checked
+                // for the last position).
+                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), store, x) };
+            }
+        }
+    }
+
+    /// The `T` x `T` input tiles at sixteen corners (a lane each) of the
+    /// batch `input`, read channel by channel by masked gathers, zero
+    /// outside the image: on maps narrower than a register's run of tiles
+    /// the values otherwise went into lanes one at a time, half of F(4x4,
+    /// 3x3)'s time at the 24x24 and 12x12 levels of a batch of 48x48
+    /// patches (`perf`, AMD Zen 4).
+    pub struct Tiles<const T: usize> {
+        /// Offsets of the corners in channel 0 of their image; a negative
+        /// one only where the lane reads nothing there (masked off).
+        first: [i32; 16],
+        /// The lanes whose value at (r, s) lies inside the image.
+        masks: [[u16; T]; T],
+        /// Offsets of (r, s) from the corner: `r * w + s`.
+        steps: [[i32; T]; T],
+        /// Values per channel plane.
+        plane: usize,
+    }
+
+    impl<const T: usize> Tiles<T> {
+        /// The tiles at `corners` (16) of `maps`.
+        ///
+        /// # Panics
+        ///
+        /// If `input` is not `maps` or holds more than `i32::MAX` values
+        /// (the gathers' offsets), or `corners` is not 16 corners.
+        pub fn at(input: &[f32], maps: Maps, corners: &[Corner]) -> Self {
+            let (c, h, w) = (maps.channels, maps.height, maps.width);
+            assert!(input.len() == maps.len() && input.len() <= i32::MAX as usize);
+            assert_eq!(corners.len(), 16, "corners of a register");
+            let (mut rows, mut cols) = ([0u16; T], [0u16; T]);
+            let mut first = [0i32; 16];
+            for (k, at) in corners.iter().enumerate() {
+                first[k] = ((at.image * c * h * w) as isize + at.y0 * w as isize + at.x0) as i32;
+                for i in 0..T {
+                    rows[i] |= u16::from((0..h as isize).contains(&(at.y0 + i as isize))) << k;
+                    cols[i] |= u16::from((0..w as isize).contains(&(at.x0 + i as isize))) << k;
+                }
+            }
+            Self {
+                first,
+                masks: std::array::from_fn(|r| std::array::from_fn(|s| rows[r] & cols[s])),
+                steps: std::array::from_fn(|r| std::array::from_fn(|s| (r * w + s) as i32)),
+                plane: h * w,
+            }
+        }
+
+        /// Channel `ch` of the tiles: `d[r][s]`, row r and column s, a
+        /// lane per tile.
+        ///
+        /// # Safety
+        ///
+        /// AVX-512 F must be present; `input` and the channel are those
+        /// the tiles were made for (`ch < maps.channels`).
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        pub unsafe fn channel(&self, input: &[f32], ch: usize) -> [[__m512; T]; T] {
+            // SAFETY: 16 values in `first`.
+            let first = unsafe { _mm512_loadu_si512(self.first.as_ptr().cast()) };
+            let base = _mm512_add_epi32(first, _mm512_set1_epi32((ch * self.plane) as i32));
+            std::array::from_fn(|r| {
+                std::array::from_fn(|s| {
+                    // SAFETY: the masked lanes' offsets point at value (y0 +
+                    // r, x0 + s) of their tile's plane of channel `ch`, inside
+                    // the image, so inside `input`.
+                    unsafe {
+                        _mm512_mask_i32gather_ps::<4>(
+                            _mm512_setzero_ps(),
+                            self.masks[r][s],
+                            _mm512_add_epi32(base, _mm512_set1_epi32(self.steps[r][s])),
+                            input.as_ptr().cast(),
+                        )
+                    }
+                })
+            })
         }
     }
 
@@ -764,10 +914,73 @@ fn inverse(m: &[f32]) -> [[f32; NR]; 4] {
     y
 }
 
+/// Checks a strip's input transform by AVX-512 gathers (`gathered`)
+/// against the value-by-value one (`lanes`) to the bit, lanes of the
+/// strip's tiles only, on every strip of maps with several images per
+/// strip, edge tiles on every side, a partial last strip and images smaller
+/// than a tile; for F(2x2, 3x3) (`block` 2, 16 positions) and F(4x4, 3x3)
+/// (4, 36).
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(super) fn check_gathered(
+    block: usize,
+    positions: usize,
+    lanes: fn(&[f32], Maps, &[Corner], &mut [f32]),
+    gathered: unsafe fn(&[f32], Maps, &[Corner; NR], &mut [f32]),
+) {
+    if !super::tile::avx512() {
+        eprintln!("skipped: no AVX-512 here (or R2UNET_ISA caps it)");
+        return;
+    }
+    for (batch, c, h, w) in [
+        (5, 3, 6, 6),
+        (3, 2, 12, 12),
+        (2, 3, 7, 23),
+        (4, 2, 3, 2),
+        (1, 1, 1, 1),
+    ] {
+        let maps = Maps {
+            batch,
+            channels: c,
+            height: h,
+            width: w,
+        };
+        let input: Vec<f32> = (0..maps.len())
+            .map(|i| ((i * 37) % 101) as f32 * 0.37 - 11.0)
+            .collect();
+        let tiles = batch * h.div_ceil(block) * w.div_ceil(block);
+        for t0 in (0..tiles).step_by(NR) {
+            let nt = NR.min(tiles - t0);
+            let corners: [Corner; NR] =
+                std::array::from_fn(|j| corner(maps, t0 + j.min(nt - 1), block));
+            let mut want = vec![0.0f32; positions * c * NR];
+            lanes(&input, maps, &corners[..nt], &mut want);
+            let mut got = vec![0.0f32; positions * c * NR];
+            // SAFETY: AVX-512 is present (checked above), the input is
+            // small, the corners are tiles of `maps`, `got` is whole.
+            unsafe { gathered(&input, maps, &corners, &mut got) };
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                if i % NR < nt {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{maps:?}, tiles from {t0}, value {i}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernels::conv::reference::{check_forward, check_weight_grad};
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn gathers_transform_as_lanes_do() {
+        check_gathered(2, 16, transform_input_by_lanes, x86::transform_gathered);
+    }
 
     /// Against the definition,
     /// on odd and even sides, partial strips, and channel counts off the tile.
@@ -780,6 +993,7 @@ mod tests {
                 (2, 1, 4, 3, 16),
                 (5, 40, 6, 6, 6),
                 (2, 16, 48, 48, 17),
+                (3, 20, 5, 12, 9),
             ],
             |x, m, wt, o, b| forward(x, m, wt, o, b, Activation::Identity),
         );

@@ -130,13 +130,15 @@ fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f
 }
 
 /// `V = Bᵀ d B` for the tiles `t0..t0 + nt` of the batch (`runs`), every
-/// channel: `v[(ξ * c + ch) * NR + j]`; lanes past the strip's last tile
-/// are left as they were (no output reads them).
+/// channel: `v[(ξ * c + ch) * NR + j]`; what lanes past the strip's last
+/// tile hold does not matter (no output reads them).
 ///
 /// With AVX-512 on maps from [`RUNS_FROM`] columns, sixteen tiles of a run
-/// at a time ([`x86::transform_run`]), as F(2x2, 3x3) does; elsewhere value
-/// by value into lanes, which was a third of one 576x576 image's inference
-/// on AVX-512 (`perf`, AMD Zen 4).
+/// at a time ([`x86::transform_run`]), as F(2x2, 3x3) does; on narrower
+/// maps by a masked gather per position of sixteen tiles
+/// ([`x86::transform_gathered`]; the runs there fill too few of a
+/// register's lanes); elsewhere value by value into lanes, which was a
+/// third of one 576x576 image's inference on AVX-512 (`perf`, AMD Zen 4).
 #[inline(always)]
 fn transform_input(input: &[f32], maps: Maps, runs: &Runs, t0: usize, nt: usize, v: &mut [f32]) {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
@@ -155,6 +157,13 @@ fn transform_input(input: &[f32], maps: Maps, runs: &Runs, t0: usize, nt: usize,
     #[cfg(not(target_arch = "x86_64"))]
     let _ = runs; // the AVX-512 path's
     let corners: [Corner; NR] = std::array::from_fn(|j| corner(maps, t0 + j.min(nt - 1), 4));
+    #[cfg(target_arch = "x86_64")]
+    if super::tile::avx512() && input.len() <= i32::MAX as usize {
+        // SAFETY: AVX-512 F is present; the offsets fit and the corners are
+        // the strip's tiles; `forward` sized `v`.
+        unsafe { x86::transform_gathered(input, maps, &corners, v) };
+        return;
+    }
     transform_input_by_lanes(input, maps, &corners[..nt], v);
 }
 
@@ -351,9 +360,9 @@ unsafe fn store(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::Maps;
-    use crate::kernels::winograd::Run;
-    use crate::kernels::winograd::x86::load_row;
+    use super::{Maps, NR, P};
+    use crate::kernels::winograd::x86::{Tiles, load_row};
+    use crate::kernels::winograd::{Corner, Run};
 
     /// [`super::transform_input`] for the tiles of one run, channel plane
     /// `plane`: position `ξ` of lane `run.lane + k` to `out[ξ * stride +
@@ -404,29 +413,6 @@ mod x86 {
             35 * stride + run.lane + run.len <= out.len(),
             "transformed input"
         );
-        let splat = |v: f32| _mm512_set1_ps(v);
-        // y = Bᵀ x on registers, as `super::b_t` lane by lane.
-        let b_t = |x: [__m512; 6]| -> [__m512; 6] {
-            let [d0, d1, d2, d3, d4, d5] = x;
-            let a = _mm512_sub_ps(d4, _mm512_mul_ps(splat(4.0), d2));
-            let b = _mm512_sub_ps(d3, _mm512_mul_ps(splat(4.0), d1));
-            let p = _mm512_sub_ps(d4, d2);
-            let q = _mm512_mul_ps(splat(2.0), _mm512_sub_ps(d3, d1));
-            [
-                _mm512_add_ps(
-                    _mm512_sub_ps(_mm512_mul_ps(splat(4.0), d0), _mm512_mul_ps(splat(5.0), d2)),
-                    d4,
-                ),
-                _mm512_add_ps(a, b),
-                _mm512_sub_ps(a, b),
-                _mm512_add_ps(p, q),
-                _mm512_sub_ps(p, q),
-                _mm512_add_ps(
-                    _mm512_sub_ps(_mm512_mul_ps(splat(4.0), d1), _mm512_mul_ps(splat(5.0), d3)),
-                    d5,
-                ),
-            ]
-        };
         for k0 in (0..run.len).step_by(16) {
             let store = ((1u32 << (run.len - k0).min(16)) - 1) as u16;
             // d[r][s]: column s of row r of the sixteen tiles.
@@ -459,17 +445,98 @@ mod x86 {
                     *x = _mm512_shuffle_f32x4::<0b01_00_01_00>(lo, hi);
                 }
             }
-            // Bᵀ d over rows (for each column), then B over columns (each row).
-            let cols: [[__m512; 6]; 6] =
-                std::array::from_fn(|s| b_t(std::array::from_fn(|k| d[k][s])));
-            for r in 0..6 {
-                let v = b_t(std::array::from_fn(|k| cols[k][r]));
-                for (s, &x) in v.iter().enumerate() {
-                    let at = (r * 6 + s) * stride + run.lane + k0;
-                    // SAFETY: the lanes of `store` lie inside `out` (checked
-                    // above for the run's last position and lane).
-                    unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(at), store, x) };
+            // SAFETY: AVX-512 F is present; the lanes of `store` lie inside
+            // `out` (checked above for the run's last position and lane).
+            unsafe { transform_store(&d, out, run.lane + k0, stride, store) };
+        }
+    }
+
+    /// [`super::transform_input_by_lanes`] for the strip's tiles at
+    /// `corners` (one per lane, all [`NR`] lanes written) by gathers
+    /// ([`Tiles`]). The transform is [`super::b_t`]'s, so the values are
+    /// the same.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present; `input` must hold `maps` and at most
+    /// `i32::MAX` values, every corner must be a tile of `maps`, `v` must
+    /// hold `36 * c * NR` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn transform_gathered(
+        input: &[f32],
+        maps: Maps,
+        corners: &[Corner; NR],
+        v: &mut [f32],
+    ) {
+        let c = maps.channels;
+        assert!(v.len() >= P * c * NR, "transformed input");
+        for (group, lanes) in corners.chunks_exact(16).enumerate() {
+            let tiles = Tiles::<6>::at(input, maps, lanes);
+            for ch in 0..c {
+                // SAFETY: AVX-512 F is present (this function's contract);
+                // lanes 16 group .. 16 group + 16 of position 35 lie inside
+                // `v` (checked above).
+                unsafe {
+                    let d = tiles.channel(input, ch);
+                    transform_store(&d, &mut v[ch * NR..], 16 * group, c * NR, u16::MAX);
                 }
+            }
+        }
+    }
+
+    /// `Bᵀ d B` of sixteen tiles (`d[r][s]`: row r, column s, a lane per
+    /// tile), as [`super::b_t`] lane by lane: position `ξ` to lanes `at..at
+    /// + 16` of `out[ξ * stride..]`, those of `store` only.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present; `out` must hold the stored lanes.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn transform_store(
+        d: &[[__m512; 6]; 6],
+        out: &mut [f32],
+        at: usize,
+        stride: usize,
+        store: u16,
+    ) {
+        let splat = |v: f32| _mm512_set1_ps(v);
+        // y = Bᵀ x on registers, as `super::b_t` lane by lane.
+        let b_t = |x: [__m512; 6]| -> [__m512; 6] {
+            let [d0, d1, d2, d3, d4, d5] = x;
+            let a = _mm512_sub_ps(d4, _mm512_mul_ps(splat(4.0), d2));
+            let b = _mm512_sub_ps(d3, _mm512_mul_ps(splat(4.0), d1));
+            let p = _mm512_sub_ps(d4, d2);
+            let q = _mm512_mul_ps(splat(2.0), _mm512_sub_ps(d3, d1));
+            [
+                _mm512_add_ps(
+                    _mm512_sub_ps(_mm512_mul_ps(splat(4.0), d0), _mm512_mul_ps(splat(5.0), d2)),
+                    d4,
+                ),
+                _mm512_add_ps(a, b),
+                _mm512_sub_ps(a, b),
+                _mm512_add_ps(p, q),
+                _mm512_sub_ps(p, q),
+                _mm512_add_ps(
+                    _mm512_sub_ps(_mm512_mul_ps(splat(4.0), d1), _mm512_mul_ps(splat(5.0), d3)),
+                    d5,
+                ),
+            ]
+        };
+        let lanes = 16 - store.leading_zeros() as usize;
+        assert!(
+            (P - 1) * stride + at + lanes <= out.len(),
+            "transformed input"
+        );
+        // Bᵀ d over rows (for each column), then B over columns (each row).
+        let cols: [[__m512; 6]; 6] = std::array::from_fn(|s| b_t(std::array::from_fn(|k| d[k][s])));
+        for r in 0..6 {
+            let v = b_t(std::array::from_fn(|k| cols[k][r]));
+            for (s, &x) in v.iter().enumerate() {
+                let i = (r * 6 + s) * stride + at;
+                // SAFETY: the lanes of `store` lie inside `out` (checked
+                // for the last position).
+                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), store, x) };
             }
         }
     }
@@ -500,6 +567,17 @@ mod tests {
             ],
             1e-5,
             |x, m, wt, o, b| forward(x, m, wt, o, b, Activation::Identity),
+        );
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn gathers_transform_as_lanes_do() {
+        crate::kernels::winograd::check_gathered(
+            4,
+            P,
+            transform_input_by_lanes,
+            x86::transform_gathered,
         );
     }
 
