@@ -79,7 +79,7 @@ pub fn forward(
                 #[inline(always)]
                 || {
                     transform_input(input, maps, &runs, t0, nt, v);
-                    multiply(&packed, v, c, out_channels, m);
+                    multiply(&packed, 16, v, c, out_channels, m);
                     let store = Store {
                         dst: &dst,
                         plane: h * w,
@@ -302,38 +302,81 @@ fn transform_grad(
     }
 }
 
-/// `U = G g Gᵀ` for every filter, as 16 matrices `[out, in]` packed in row
-/// blocks for the register tile: `packed[ξ][(i * c + ch) * MR + r]`.
-fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f32>> {
-    let blocks = out_channels.div_ceil(MR);
-    let mut packed = vec![vec![0.0f32; blocks * c * MR]; 16];
-    for o in 0..out_channels {
-        for ch in 0..c {
-            let g = &weight[(o * c + ch) * 9..][..9];
-            // G g: 4x3, then (G g) Gᵀ: 4x4.
-            let mut gg = [[0.0f32; 3]; 4];
-            for col in 0..3 {
-                let (g0, g1, g2) = (g[col], g[3 + col], g[6 + col]);
-                gg[0][col] = g0;
-                gg[1][col] = 0.5 * (g0 + g1 + g2);
-                gg[2][col] = 0.5 * (g0 - g1 + g2);
-                gg[3][col] = g2;
-            }
-            let (i, r) = (o / MR, o % MR);
-            for (row, v) in gg.iter().enumerate() {
-                let u = [
-                    v[0],
-                    0.5 * (v[0] + v[1] + v[2]),
-                    0.5 * (v[0] - v[1] + v[2]),
-                    v[2],
-                ];
-                for (col, &x) in u.iter().enumerate() {
-                    packed[row * 4 + col][(i * c + ch) * MR + r] = x;
+/// `U = G g Gᵀ` for every filter: [`pack_filters`] of 16 positions.
+fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<f32> {
+    pack_filters::<16>(
+        weight,
+        out_channels,
+        c,
+        #[inline(always)]
+        |g, u| {
+            // G g: 4x3, then (G g) Gᵀ: 4x4, each value lane by lane.
+            for l in 0..MR {
+                let mut gg = [[0.0f32; 3]; 4];
+                for col in 0..3 {
+                    let (g0, g1, g2) = (g[col][l], g[3 + col][l], g[6 + col][l]);
+                    gg[0][col] = g0;
+                    gg[1][col] = 0.5 * (g0 + g1 + g2);
+                    gg[2][col] = 0.5 * (g0 - g1 + g2);
+                    gg[3][col] = g2;
+                }
+                for (row, v) in gg.iter().enumerate() {
+                    u[row * 4][l] = v[0];
+                    u[row * 4 + 1][l] = 0.5 * (v[0] + v[1] + v[2]);
+                    u[row * 4 + 2][l] = 0.5 * (v[0] - v[1] + v[2]);
+                    u[row * 4 + 3][l] = v[2];
                 }
             }
-        }
-    }
-    packed
+        },
+    )
+}
+
+/// The transformed filters of a `[out_channels, c, 3, 3]` weight (`P`
+/// positions each) as `P` matrices `[out, in]` in row blocks for the
+/// register tile: block `i` (output channels `i MR..i MR + MR`) of
+/// position `ξ` at `(i * P + ξ) * c * MR`, channel `ch` of row `r` at `+ ch
+/// * MR + r`; rows past the last output channel zero. `transform(g, u)`
+/// takes the MR filters of a block and channel, tap `k` of filter `r` in
+/// `g[k][r]`, and writes position `ξ` of filter `r` to `u[ξ][r]`.
+///
+/// The blocks on rayon's pool, each filter's values in lanes of the
+/// block's MR filters (vector divisions for F(4x4, 3x3)'s `G`), compiled
+/// wide ([`wide`]): one thread transforming filter by filter and scattering
+/// single values over `P` buffers took 0.95 ms for a 128 x 128-channel
+/// weight (F(2x2, 3x3)) and 2.2 ms for F(4x4, 3x3)'s, against 1.5 ms for
+/// the whole convolution of a batch of 32 6x6 maps, while the other
+/// thread waited (AMD Zen 4).
+pub(super) fn pack_filters<const P: usize>(
+    weight: &[f32],
+    out_channels: usize,
+    c: usize,
+    transform: impl Fn(&[[f32; MR]; 9], &mut [[f32; MR]; P]) + Sync,
+) -> Vec<f32> {
+    let block = P * c * MR;
+    let filters = weight.as_chunks::<9>().0;
+    assert_eq!(filters.len(), out_channels * c, "3x3 weight");
+    super::par_filled(out_channels.div_ceil(MR) * block, block, |i, packed| {
+        let rows = MR.min(out_channels - i * MR);
+        wide(
+            #[inline(always)]
+            || {
+                for ch in 0..c {
+                    let mut g = [[0.0f32; MR]; 9];
+                    for r in 0..rows {
+                        for (k, &x) in filters[(i * MR + r) * c + ch].iter().enumerate() {
+                            g[k][r] = x;
+                        }
+                    }
+                    let mut u = [[0.0f32; MR]; P];
+                    transform(&g, &mut u);
+                    for (xi, values) in u.iter().enumerate() {
+                        // Rows past the last output channel: zero filters in, zero out.
+                        packed[(xi * c + ch) * MR..][..MR].copy_from_slice(values);
+                    }
+                }
+            },
+        )
+    })
 }
 
 /// Tiles of a strip that lie side by side in one tile row of one image:
@@ -853,27 +896,30 @@ fn input_transform(d: &[[f32; NR]; 16], out: &mut [f32], stride: usize) {
     }
 }
 
-/// `M[ξ] = U[ξ] V[ξ]` for the transform's positions (`packed.len()`: 16
-/// here, 36 in [`super::winograd4`]): `m[(o * positions + ξ) * NR + j]`.
+/// `M[ξ] = U[ξ] V[ξ]` for the transform's `positions` (16 here, 36 in
+/// [`super::winograd4`]), `packed` as [`pack_filters`] lays it out:
+/// `m[(o * positions + ξ) * NR + j]`.
 #[inline(always)]
 pub(super) fn multiply(
-    packed: &[Vec<f32>],
+    packed: &[f32],
+    positions: usize,
     v: &[f32],
     c: usize,
     out_channels: usize,
     m: &mut [f32],
 ) {
-    let (blocks, positions) = (out_channels.div_ceil(MR), packed.len());
-    for (xi, u) in packed.iter().enumerate() {
+    let blocks = out_channels.div_ceil(MR);
+    for xi in 0..positions {
         let panel = &v[xi * c * NR..][..c * NR];
         for i in 0..blocks {
+            let u = &packed[(i * positions + xi) * c * MR..][..c * MR];
             if (i + 1) * MR <= out_channels {
                 // Rows o = i MR + r of M at position ξ, `positions * NR` apart.
                 let at = (i * MR * positions + xi) * NR;
-                tile_to(c, &u[i * c * MR..], panel, &mut m[at..], positions * NR);
+                tile_to(c, u, panel, &mut m[at..], positions * NR);
                 continue;
             }
-            let t = tile(c, &u[i * c * MR..], panel);
+            let t = tile(c, u, panel);
             for (r, row) in t.iter().enumerate().take(MR.min(out_channels - i * MR)) {
                 let o = i * MR + r;
                 m[(o * positions + xi) * NR..][..NR].copy_from_slice(row);

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use super::conv::Activation;
 use super::tile::{MR, NR, wide};
-use super::winograd::{Corner, Runs, SCRATCH, corner, multiply};
+use super::winograd::{Corner, Runs, SCRATCH, corner, multiply, pack_filters};
 use super::{Disjoint, Maps};
 
 /// Positions of a transformed tile (6x6).
@@ -75,7 +75,7 @@ pub fn forward(
                 #[inline(always)]
                 || {
                     transform_input(input, maps, &runs, t0, nt, v);
-                    multiply(&packed, v, c, out_channels, m);
+                    multiply(&packed, P, v, c, out_channels, m);
                     let mut y = [[0.0f32; NR]; 16];
                     for o in 0..out_channels {
                         let add = bias.map_or(0.0, |b| b[o]);
@@ -94,14 +94,11 @@ pub fn forward(
     out
 }
 
-/// `U = G g Gᵀ` for every filter, as 36 matrices `[out, in]` packed in row
-/// blocks for the register tile: `packed[ξ][(i * c + ch) * MR + r]`.
-fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f32>> {
-    let blocks = out_channels.div_ceil(MR);
-    let mut packed = vec![vec![0.0f32; blocks * c * MR]; P];
+/// `U = G g Gᵀ` for every filter: [`pack_filters`] of 36 positions.
+fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<f32> {
     // G applied to three values (a column or a row of a filter).
-    let g = |v: [f32; 3]| -> [f32; 6] {
-        let [g0, g1, g2] = v;
+    #[inline(always)]
+    fn g([g0, g1, g2]: [f32; 3]) -> [f32; 6] {
         [
             g0 / 4.0,
             -(g0 + g1 + g2) / 6.0,
@@ -110,23 +107,28 @@ fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<Vec<f
             g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
             g2,
         ]
-    };
-    for o in 0..out_channels {
-        for ch in 0..c {
-            let f = &weight[(o * c + ch) * 9..][..9];
-            // G f: 6x3 (columns of f), then (G f) Gᵀ: 6x6.
-            let cols: [[f32; 6]; 3] =
-                std::array::from_fn(|col| g([f[col], f[3 + col], f[6 + col]]));
-            let (i, r) = (o / MR, o % MR);
-            for row in 0..6 {
-                let u = g([cols[0][row], cols[1][row], cols[2][row]]);
-                for (col, &x) in u.iter().enumerate() {
-                    packed[row * 6 + col][(i * c + ch) * MR + r] = x;
+    }
+    pack_filters::<P>(
+        weight,
+        out_channels,
+        c,
+        #[inline(always)]
+        |f, u| {
+            for l in 0..MR {
+                // G f: 6x3 (columns of f), then (G f) Gᵀ: 6x6, lane by lane.
+                let cols: [[f32; 6]; 3] =
+                    std::array::from_fn(|col| g([f[col][l], f[3 + col][l], f[6 + col][l]]));
+                for row in 0..6 {
+                    for (col, x) in g([cols[0][row], cols[1][row], cols[2][row]])
+                        .into_iter()
+                        .enumerate()
+                    {
+                        u[row * 6 + col][l] = x;
+                    }
                 }
             }
-        }
-    }
-    packed
+        },
+    )
 }
 
 /// `V = Bᵀ d B` for the tiles `t0..t0 + nt` of the batch (`runs`), every
