@@ -342,10 +342,10 @@ fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<f32> 
 /// The blocks on rayon's pool, each filter's values in lanes of the
 /// block's MR filters (vector divisions for F(4x4, 3x3)'s `G`), compiled
 /// wide ([`wide`]): one thread transforming filter by filter and scattering
-/// single values over `P` buffers took 0.95 ms for a 128 x 128-channel
-/// weight (F(2x2, 3x3)) and 2.2 ms for F(4x4, 3x3)'s, against 1.5 ms for
-/// the whole convolution of a batch of 32 6x6 maps, while the other
-/// thread waited (AMD Zen 4).
+/// single values over `P` buffers took 0.78 ms for a 128 x 128-channel
+/// weight (F(2x2, 3x3); now 0.06) and 1.79 ms for F(4x4, 3x3)'s (now
+/// 0.22), against about 1.5 ms for the whole convolution of a batch of 32
+/// 6x6 maps, while the other thread waited (AMD Zen 4).
 pub(super) fn pack_filters<const P: usize>(
     weight: &[f32],
     out_channels: usize,
