@@ -334,8 +334,8 @@ fn transform_weights(weight: &[f32], out_channels: usize, c: usize) -> Vec<f32> 
 /// The transformed filters of a `[out_channels, c, 3, 3]` weight (`P`
 /// positions each) as `P` matrices `[out, in]` in row blocks for the
 /// register tile: block `i` (output channels `i MR..i MR + MR`) of
-/// position `ξ` at `(i * P + ξ) * c * MR`, channel `ch` of row `r` at `+ ch
-/// * MR + r`; rows past the last output channel zero. `transform(g, u)`
+/// position `ξ` at `(i * P + ξ) * c * MR`, channel `ch` of row `r` that
+/// plus `ch * MR + r`; rows past the last output channel zero. `transform(g, u)`
 /// takes the MR filters of a block and channel, tap `k` of filter `r` in
 /// `g[k][r]`, and writes position `ξ` of filter `r` to `u[ξ][r]`.
 ///
@@ -558,7 +558,7 @@ pub(super) mod x86 {
 
     /// [`super::transform_input`]'s value-by-value path for the strip's
     /// tiles at `corners` (one per lane, all [`NR`] lanes written) by
-    /// gathers ([`Tiles`]). The transform is [`super::input_transform`]'s,
+    /// gathers ([`gathered`]). The transform is [`super::input_transform`]'s,
     /// so the values are the same.
     ///
     /// # Safety
@@ -573,18 +573,43 @@ pub(super) mod x86 {
         corners: &[Corner; NR],
         v: &mut [f32],
     ) {
+        // SAFETY: AVX-512 F is present and the arguments are as `gathered`
+        // asks (this function's contract).
+        unsafe {
+            gathered::<4>(input, maps, corners, v, |d, out, at, stride| {
+                transform_store(d, out, at, stride, u16::MAX)
+            })
+        }
+    }
+
+    /// The strip's tiles at `corners` (one per lane, all [`NR`] lanes) by
+    /// [`Tiles`], sixteen at a time, each channel's through `transform(d,
+    /// out, at, stride)`, which writes position `ξ` of lanes `at..at + 16`
+    /// to `out[ξ * stride..]` (`out` from channel `ch`'s lanes of `v`,
+    /// `stride` = c NR): F(2x2, 3x3)'s and F(4x4, 3x3)'s gathered input.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512 F must be present; `input` must hold `maps` and at most
+    /// `i32::MAX` values, every corner must be a tile of `maps`, `v` must
+    /// hold `T * T * c * NR` values.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub unsafe fn gathered<const T: usize>(
+        input: &[f32],
+        maps: Maps,
+        corners: &[Corner; NR],
+        v: &mut [f32],
+        transform: impl Fn(&[[__m512; T]; T], &mut [f32], usize, usize),
+    ) {
         let c = maps.channels;
-        assert!(v.len() >= 16 * c * NR, "transformed input");
+        assert!(v.len() >= T * T * c * NR, "transformed input");
         for (group, lanes) in corners.chunks_exact(16).enumerate() {
-            let tiles = Tiles::<4>::at(input, maps, lanes);
+            let tiles = Tiles::<T>::at(input, maps, lanes);
             for ch in 0..c {
-                // SAFETY: AVX-512 F is present (this function's contract);
-                // lanes 16 group .. 16 group + 16 of position 15 lie inside
-                // `v` (checked above).
-                unsafe {
-                    let d = tiles.channel(input, ch);
-                    transform_store(&d, &mut v[ch * NR..], 16 * group, c * NR, u16::MAX);
-                }
+                // SAFETY: AVX-512 F is present (this function's contract).
+                let d = unsafe { tiles.channel(input, ch) };
+                transform(&d, &mut v[ch * NR..], 16 * group, c * NR);
             }
         }
     }

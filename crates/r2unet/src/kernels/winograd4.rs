@@ -363,7 +363,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::{Maps, NR, P};
-    use crate::kernels::winograd::x86::{Tiles, load_row};
+    use crate::kernels::winograd::x86::{gathered, load_row};
     use crate::kernels::winograd::{Corner, Run};
 
     /// [`super::transform_input`] for the tiles of one run, channel plane
@@ -455,7 +455,7 @@ mod x86 {
 
     /// [`super::transform_input_by_lanes`] for the strip's tiles at
     /// `corners` (one per lane, all [`NR`] lanes written) by gathers
-    /// ([`Tiles`]). The transform is [`super::b_t`]'s, so the values are
+    /// ([`gathered`]). The transform is [`super::b_t`]'s, so the values are
     /// the same.
     ///
     /// # Safety
@@ -470,19 +470,12 @@ mod x86 {
         corners: &[Corner; NR],
         v: &mut [f32],
     ) {
-        let c = maps.channels;
-        assert!(v.len() >= P * c * NR, "transformed input");
-        for (group, lanes) in corners.chunks_exact(16).enumerate() {
-            let tiles = Tiles::<6>::at(input, maps, lanes);
-            for ch in 0..c {
-                // SAFETY: AVX-512 F is present (this function's contract);
-                // lanes 16 group .. 16 group + 16 of position 35 lie inside
-                // `v` (checked above).
-                unsafe {
-                    let d = tiles.channel(input, ch);
-                    transform_store(&d, &mut v[ch * NR..], 16 * group, c * NR, u16::MAX);
-                }
-            }
+        // SAFETY: AVX-512 F is present and the arguments are as `gathered`
+        // asks (this function's contract).
+        unsafe {
+            gathered::<6>(input, maps, corners, v, |d, out, at, stride| {
+                transform_store(d, out, at, stride, u16::MAX)
+            })
         }
     }
 
