@@ -335,9 +335,16 @@ pub(crate) fn add_to(sum: &mut [f32], b: &[f32]) {
     sum.par_chunks_mut(ADD_CHUNK)
         .zip(b.par_chunks(ADD_CHUNK))
         .for_each(|(sum, b)| {
-            for (s, &v) in sum.iter_mut().zip(b) {
-                *s += v;
-            }
+            // In the widest vectors, not the baseline's 128-bit ones: 3.2% ->
+            // 2.6% of an inference batch's samples in `perf` (memory-bound).
+            tile::wide(
+                #[inline(always)]
+                || {
+                    for (s, &v) in sum.iter_mut().zip(b) {
+                        *s += v;
+                    }
+                },
+            )
         });
 }
 
