@@ -50,6 +50,7 @@ fn main() {
                     c,
                     Some(&b),
                     Activation::Identity,
+                    None,
                 )))
             });
             time(1, &|| {
@@ -71,6 +72,7 @@ fn main() {
                     c,
                     Some(&b),
                     Activation::Identity,
+                    None,
                 )))
             });
             time(2, &|| {

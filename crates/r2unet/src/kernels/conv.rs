@@ -156,9 +156,42 @@ pub fn forward(
     bias: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
+    forward_plus(input, maps, weight, out_channels, bias, act, None)
+}
+
+/// [`forward`], then `plus` (laid out as the output) added value by value:
+/// `act(conv + bias) + plus`, the same values as [`add_to`] on the output.
+/// The Winograd paths add as they write each output row, which saves a
+/// pass over both maps; the others add in a pass of their own.
+///
+/// # Panics
+///
+/// As [`forward`]; if `plus` does not have the output's length.
+pub fn forward_plus(
+    input: &[f32],
+    maps: Maps,
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    plus: Option<&[f32]>,
+) -> Vec<f32> {
+    let then_add = |mut out: Vec<f32>| {
+        if let Some(plus) = plus {
+            add_to(&mut out, plus);
+        }
+        out
+    };
     #[cfg(target_arch = "x86_64")]
     if on_amx(maps.channels) {
-        return super::amx::forward(input, maps, weight, out_channels, bias, act);
+        return then_add(super::amx::forward(
+            input,
+            maps,
+            weight,
+            out_channels,
+            bias,
+            act,
+        ));
     }
     let from = winograd_from();
     let four_from = if maps.width >= from.wide {
@@ -171,13 +204,29 @@ pub fn forward(
     // or not (it runs in f32 only).
     let bf16 = super::precision() == super::Precision::Bf16;
     if bf16 && maps.channels < from.forward {
-        implicit::forward_bf16(input, maps, weight, out_channels, bias, 3, act)
+        then_add(implicit::forward_bf16(
+            input,
+            maps,
+            weight,
+            out_channels,
+            bias,
+            3,
+            act,
+        ))
     } else if maps.channels >= four_from && four_by_four_pays(maps.height, maps.width) {
-        winograd4::forward(input, maps, weight, out_channels, bias, act)
+        winograd4::forward(input, maps, weight, out_channels, bias, act, plus)
     } else if maps.channels >= from.forward {
-        winograd::forward(input, maps, weight, out_channels, bias, act)
+        winograd::forward(input, maps, weight, out_channels, bias, act, plus)
     } else {
-        implicit::forward(input, maps, weight, out_channels, bias, 3, act)
+        then_add(implicit::forward(
+            input,
+            maps,
+            weight,
+            out_channels,
+            bias,
+            3,
+            act,
+        ))
     }
 }
 
@@ -197,11 +246,14 @@ pub fn recurrent_relu(x: &[f32], maps: Maps, layers: &[(&[f32], &[f32])]) -> Vec
     if on_amx(maps.channels) {
         return super::amx::recurrent_relu(x, maps, layers);
     }
+    // Each step but the last writes the next one's input `x + x1`.
     let c = maps.channels;
-    let mut x1 = forward(x, maps, layers[0].0, c, Some(layers[0].1), Activation::Relu);
-    for (weight, bias) in &layers[1..] {
-        add_to(&mut x1, x);
-        x1 = forward(&x1, maps, weight, c, Some(bias), Activation::Relu);
+    let last = layers.len() - 1;
+    let mut x1 = Vec::new();
+    for (k, (weight, bias)) in layers.iter().enumerate() {
+        let input = if k == 0 { x } else { &x1[..] };
+        let plus = (k < last).then_some(x);
+        x1 = forward_plus(input, maps, weight, c, Some(bias), Activation::Relu, plus);
     }
     x1
 }
@@ -632,6 +684,54 @@ mod tests {
                 "{channels} channels"
             );
             assert!(fused.iter().all(|&v| v.is_nan() || v >= 0.0));
+        }
+    }
+
+    /// The sum written with the output (F(2x2, 3x3) and F(4x4, 3x3) as
+    /// they store, the others after) is [`add_to`]'s to the bit, through
+    /// every implementation (as above; 12x16 with a partial last strip, 7x9
+    /// with blocks past the edges), and a recurrent layer's steps are the
+    /// same whether its sums `x + x1` are fused or not.
+    #[test]
+    fn sums_written_with_the_output_are_add_to_s() {
+        let from = winograd_from();
+        let four = from.forward_4x4.min(from.forward);
+        for (channels, height, width) in [
+            (5, 6, 10),
+            (from.forward, 6, 10),
+            (from.forward, 7, 9),
+            (four, 12, 16),
+            (four, 13, 17),
+        ] {
+            let m = Maps {
+                batch: 3,
+                channels,
+                height,
+                width,
+            };
+            let x = values(m.len(), 1);
+            let layers: Vec<(Vec<f32>, Vec<f32>)> = (0..3)
+                .map(|k| {
+                    (
+                        values(channels * channels * 9, 2 + k),
+                        values(channels, 7 + k),
+                    )
+                })
+                .collect();
+            let (wt, b) = (&layers[0].0, &layers[0].1);
+            let mut want = forward(&x, m, wt, channels, Some(b), Activation::Relu);
+            add_to(&mut want, &x);
+            let got = forward_plus(&x, m, wt, channels, Some(b), Activation::Relu, Some(&x));
+            assert_eq!(got, want, "{m:?}");
+            // The layer step by step, each sum in a pass of its own.
+            let mut want = forward(&x, m, wt, channels, Some(b), Activation::Relu);
+            for (wt, b) in &layers[1..] {
+                add_to(&mut want, &x);
+                want = forward(&want, m, wt, channels, Some(b), Activation::Relu);
+            }
+            let refs: Vec<(&[f32], &[f32])> =
+                layers.iter().map(|(w, b)| (&w[..], &b[..])).collect();
+            assert_eq!(recurrent_relu(&x, m, &refs), want, "{m:?}");
         }
     }
 

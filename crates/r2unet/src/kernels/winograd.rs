@@ -16,6 +16,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -45,10 +46,12 @@ pub fn forward(
     out_channels: usize,
     bias: Option<&[f32]>,
     act: Activation,
+    plus: Option<&[f32]>,
 ) -> Vec<f32> {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
     assert_eq!(input.len(), maps.len(), "input of {maps:?}");
     assert_eq!(weight.len(), out_channels * c * 9, "3x3 weight");
+    check_plus(plus, maps.batch * out_channels * h * w);
     let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
     let tiles = maps.batch * th * tw;
     if maps.batch * out_channels * h * w == 0 {
@@ -82,6 +85,7 @@ pub fn forward(
                     multiply(&packed, 16, v, c, out_channels, m);
                     let store = Store {
                         dst: &dst,
+                        plus,
                         plane: h * w,
                         image_len,
                         width: w,
@@ -786,6 +790,7 @@ pub(super) mod x86 {
 /// height, width]` in `dst`, `image_len` values per image, `plane` per channel.
 struct Store<'a> {
     dst: &'a Disjoint<f32>,
+    plus: Option<&'a [f32]>,
     plane: usize,
     image_len: usize,
     width: usize,
@@ -793,9 +798,10 @@ struct Store<'a> {
 }
 
 impl Store<'_> {
-    /// Writes `value(y)` for output channel `o` of every tile of `runs`, the
-    /// 2x2 outputs `y[dy * 2 + dx][j]` of lane `j` (as [`inverse`] returns
-    /// them); outputs past the image's last row or column are dropped.
+    /// Writes `value(y)` (plus `self.plus` where given) for output channel
+    /// `o` of every tile of `runs`, the 2x2 outputs `y[dy * 2 + dx][j]` of
+    /// lane `j` (as [`inverse`] returns them); outputs past the image's last
+    /// row or column are dropped.
     ///
     /// # Safety
     ///
@@ -819,14 +825,37 @@ impl Store<'_> {
                 // SAFETY: inside the output (`x + len <= w`, `yy < h`), and
                 // written by this thread only (the caller's promise).
                 let part = unsafe { self.dst.part(at, len) };
-                let src = &row[2 * run.lane..][..len];
-                // SAFETY: `src` and `part` both hold `len` values and do not
-                // overlap (`row` is on the stack).
-                unsafe {
-                    std::ptr::copy_nonoverlapping(src.as_ptr(), part.as_mut_ptr().cast(), len)
-                };
+                put(part, &row[2 * run.lane..][..len], self.plus, at);
             }
         }
+    }
+}
+
+/// Checks that `plus`, the values a forward pass adds to its outputs, has
+/// the output's length.
+pub(super) fn check_plus(plus: Option<&[f32]>, out_len: usize) {
+    if let Some(plus) = plus {
+        assert_eq!(plus.len(), out_len, "values added to the output");
+    }
+}
+
+/// `part = src`, or `src + plus[at..]` value by value: the outputs of a run
+/// of tiles in one output row, at `at` of the output (and so of `plus`,
+/// laid out as the output).
+#[inline(always)]
+pub(super) fn put(part: &mut [MaybeUninit<f32>], src: &[f32], plus: Option<&[f32]>, at: usize) {
+    match plus {
+        Some(plus) => {
+            let plus = &plus[at..][..src.len()];
+            for ((d, &v), &p) in part.iter_mut().zip(src).zip(plus) {
+                d.write(v + p);
+            }
+        }
+        // SAFETY: `src` and `part` hold as many values (the caller's slices
+        // of one length) and do not overlap (`src` is the caller's stack).
+        None => unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), part.as_mut_ptr().cast(), src.len())
+        },
     }
 }
 
@@ -1066,7 +1095,7 @@ mod tests {
                 (2, 16, 48, 48, 17),
                 (3, 20, 5, 12, 9),
             ],
-            |x, m, wt, o, b| forward(x, m, wt, o, b, Activation::Identity),
+            |x, m, wt, o, b| forward(x, m, wt, o, b, Activation::Identity, None),
         );
     }
 

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use super::conv::Activation;
 use super::tile::{MR, NR, wide};
-use super::winograd::{Corner, Runs, SCRATCH, corner, multiply, pack_filters};
+use super::winograd::{Corner, Runs, SCRATCH, check_plus, corner, multiply, pack_filters, put};
 use super::{Disjoint, Maps};
 
 /// Positions of a transformed tile (6x6).
@@ -50,10 +50,12 @@ pub fn forward(
     out_channels: usize,
     bias: Option<&[f32]>,
     act: Activation,
+    plus: Option<&[f32]>,
 ) -> Vec<f32> {
     let (c, h, w) = (maps.channels, maps.height, maps.width);
     assert_eq!(input.len(), maps.len(), "input of {maps:?}");
     assert_eq!(weight.len(), out_channels * c * 9, "3x3 weight");
+    check_plus(plus, maps.batch * out_channels * h * w);
     let tiles = maps.batch * h.div_ceil(4) * w.div_ceil(4);
     if maps.batch * out_channels * h * w == 0 {
         return Vec::new();
@@ -87,7 +89,7 @@ pub fn forward(
                         inverse(&m[o * P * NR..][..P * NR], add, act, &mut am, &mut y);
                         // SAFETY: each tile is in one strip only, so no
                         // other task writes its outputs.
-                        unsafe { store(&dst, maps, out_channels, o, &runs, &y) };
+                        unsafe { store(&dst, plus, maps, out_channels, o, &runs, &y) };
                     }
                 },
             )
@@ -303,8 +305,8 @@ fn disjoint<const K: usize>(lanes: &mut [Lanes], at: [usize; K]) -> [&mut Lanes;
 }
 
 /// Writes output channel `o` of every tile of `runs`, the 4x4 outputs
-/// `y[dy * 4 + dx][j]` of lane `j` ([`inverse`]); outputs past the image's
-/// last row or column are dropped.
+/// `y[dy * 4 + dx][j]` of lane `j` ([`inverse`]) plus `plus` where given;
+/// outputs past the image's last row or column are dropped.
 ///
 /// # Safety
 ///
@@ -312,6 +314,7 @@ fn disjoint<const K: usize>(lanes: &mut [Lanes], at: [usize; K]) -> [&mut Lanes;
 #[inline(always)]
 unsafe fn store(
     dst: &Disjoint<f32>,
+    plus: Option<&[f32]>,
     maps: Maps,
     out_channels: usize,
     o: usize,
@@ -337,14 +340,7 @@ unsafe fn store(
             // SAFETY: inside the output (`x + len <= w`, `yy < h`), and
             // written by this thread only (the caller's promise).
             let part = unsafe { dst.part(at, len) };
-            // SAFETY: `row[4 run.lane..]` holds `len` values, on the stack.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    row[4 * run.lane..].as_ptr(),
-                    part.as_mut_ptr().cast(),
-                    len,
-                )
-            };
+            put(part, &row[4 * run.lane..][..len], plus, at);
             // The next strip's outputs in this row (4 NR columns on), asked
             // for to be written: on one 576x576 image (16 channels: 21 MB a
             // map) this prefetch and the input's in `x86::transform_run` took
@@ -565,7 +561,7 @@ mod tests {
                 (1, 2, 9, 130, 3),
             ],
             1e-5,
-            |x, m, wt, o, b| forward(x, m, wt, o, b, Activation::Identity),
+            |x, m, wt, o, b| forward(x, m, wt, o, b, Activation::Identity, None),
         );
     }
 
