@@ -29,8 +29,8 @@ use burn::tensor::{DType, Device, Tensor};
 use wide::f32x8;
 
 pub use burn_ops::{
-    add, batch_norm_relu_train, conv1x1, conv3x3, conv3x3_relu, max_pool2, recurrent_relu,
-    upsample2,
+    add, batch_norm_relu_train, cat_channels, conv1x1, conv3x3, conv3x3_relu, max_pool2,
+    recurrent_relu, upsample2,
 };
 pub use tile::{has_bf16, isa};
 
@@ -225,6 +225,41 @@ impl<T> Disjoint<T> {
         // SAFETY: in bounds and unaliased (the caller's promise).
         unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
     }
+}
+
+/// Image by image, the values of image `i` of `a` then those of image `i`
+/// of `b` (`batch` images each): `[a, b]` along the channels of NCHW maps.
+/// One operand's image per task on rayon's pool (two tasks for one image),
+/// each value written once (no zeroing first).
+///
+/// # Panics
+///
+/// If `a` or `b` does not split into `batch` equal images.
+pub(crate) fn join_channels(a: &[f32], b: &[f32], batch: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    assert!(
+        batch > 0 && a.len().is_multiple_of(batch) && b.len().is_multiple_of(batch),
+        "{batch} images of each operand"
+    );
+    let (la, lb) = (a.len() / batch, b.len() / batch);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let dst = Disjoint::new(&mut out);
+    let parts: Vec<(usize, &[f32])> = (0..batch)
+        .flat_map(|i| {
+            let at = i * (la + lb);
+            [(at, &a[i * la..][..la]), (at + la, &b[i * lb..][..lb])]
+        })
+        .collect();
+    parts.into_par_iter().for_each(|(at, src)| {
+        // SAFETY: this part's range of the output, written by this task only.
+        let part = unsafe { dst.part(at, src.len()) };
+        for (d, &v) in part.iter_mut().zip(src) {
+            d.write(v);
+        }
+    });
+    // SAFETY: the images cover every value, each written above.
+    unsafe { out.set_len(a.len() + b.len()) };
+    out
 }
 
 /// A vector of `len` values filled in chunks of `chunk` by `f(index, chunk)`

@@ -12,7 +12,7 @@ use super::attention::AttentionGate;
 use super::block::{Block, Rcl, conv1x1, pointwise, visit_conv};
 use super::config::UNetConfig;
 use super::state::Visit;
-use crate::kernels::{max_pool2, upsample2};
+use crate::kernels::{cat_channels, max_pool2, upsample2};
 
 /// A U-Net-family model; the block kind and attention come from its config.
 #[derive(Module, Debug)]
@@ -109,7 +109,7 @@ impl UNet {
                 Some(gate) => gate.forward(d.clone(), skip),
                 None => skip,
             };
-            x = block.forward(Tensor::cat(vec![skip, d], 1));
+            x = block.forward(cat_channels(skip, d));
         }
         pointwise(&self.head, x)
     }
