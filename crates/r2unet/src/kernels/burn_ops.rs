@@ -762,11 +762,6 @@ mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution};
 
-    /// In chunks along the batch (7 images of 5x6, at most 61 pixels per
-    /// call: 2+2+2+1) and in bands of rows (at most 37 pixels: one image per
-    /// call, in bands of 4 rows and 1 read with their neighbours; at most
-    /// 13: bands of one row, which with its neighbours is more), Burn's
-    /// convolution gives the output and gradients of one call.
     /// The inference concatenation is Burn's `cat` along the channels, one
     /// image and several, operands of different widths.
     #[test]
@@ -782,6 +777,11 @@ mod tests {
         }
     }
 
+    /// In chunks along the batch (7 images of 5x6, at most 61 pixels per
+    /// call: 2+2+2+1) and in bands of rows (at most 37 pixels: one image per
+    /// call, in bands of 4 rows and 1 read with their neighbours; at most
+    /// 13: bands of one row, which with its neighbours is more), Burn's
+    /// convolution gives the output and gradients of one call.
     #[test]
     fn chunked_burn_convolutions_match_one_call() {
         let device = Device::flex().autodiff();

@@ -33,8 +33,9 @@ thread_local! {
     pub(super) static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// [`conv::forward`](super::conv::forward) by F(2x2, 3x3): same arguments,
-/// same result up to rounding.
+/// [`conv::forward_plus`](super::conv::forward_plus) by F(2x2, 3x3): same
+/// arguments, same result up to rounding (`plus` added as each output row
+/// is written).
 ///
 /// # Panics
 ///

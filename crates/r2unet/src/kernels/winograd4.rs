@@ -37,8 +37,9 @@ const P: usize = 36;
 /// Lanes of one value per tile of a strip.
 type Lanes = [f32; NR];
 
-/// [`conv::forward`](super::conv::forward) by F(4x4, 3x3): same arguments,
-/// same result up to rounding.
+/// [`conv::forward_plus`](super::conv::forward_plus) by F(4x4, 3x3): same
+/// arguments, same result up to rounding (`plus` added as each output row
+/// is written).
 ///
 /// # Panics
 ///
