@@ -234,8 +234,9 @@ pub fn forward_plus(
 /// folded into `layers[k] = (weight, bias)` (`[C, C, 3, 3]`, `[C]`):
 /// `x1 = relu(conv_0(x))`, then `x1 = relu(conv_k(x + x1))`. On AMX tiles
 /// each step but the last writes the next one's bf16 input directly
-/// ([`amx::recurrent_relu`](super::amx::recurrent_relu)); elsewhere the
-/// steps run one by one, each sum in place. The same values either way.
+/// ([`amx::recurrent_relu`](super::amx::recurrent_relu)); elsewhere each
+/// step but the last writes the sum `x + x1` with its output
+/// ([`forward_plus`]). The same values either way.
 ///
 /// # Panics
 ///
