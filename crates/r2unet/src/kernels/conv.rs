@@ -176,58 +176,36 @@ pub fn forward_plus(
     act: Activation,
     plus: Option<&[f32]>,
 ) -> Vec<f32> {
-    let then_add = |mut out: Vec<f32>| {
-        if let Some(plus) = plus {
-            add_to(&mut out, plus);
+    // The paths that do not add as they write: their output, then the sum.
+    let mut out = 'unfused: {
+        #[cfg(target_arch = "x86_64")]
+        if on_amx(maps.channels) {
+            break 'unfused super::amx::forward(input, maps, weight, out_channels, bias, act);
         }
-        out
+        let from = winograd_from();
+        let four_from = if maps.width >= from.wide {
+            from.forward_4x4_wide
+        } else {
+            from.forward_4x4
+        };
+        // Under `--precision bf16` without AMX, the levels below F(2x2, 3x3)'s
+        // threshold take the implicit product's bf16 dot products, F(4x4, 3x3)
+        // or not (it runs in f32 only).
+        let bf16 = super::precision() == super::Precision::Bf16;
+        if bf16 && maps.channels < from.forward {
+            implicit::forward_bf16(input, maps, weight, out_channels, bias, 3, act)
+        } else if maps.channels >= four_from && four_by_four_pays(maps.height, maps.width) {
+            return winograd4::forward(input, maps, weight, out_channels, bias, act, plus);
+        } else if maps.channels >= from.forward {
+            return winograd::forward(input, maps, weight, out_channels, bias, act, plus);
+        } else {
+            implicit::forward(input, maps, weight, out_channels, bias, 3, act)
+        }
     };
-    #[cfg(target_arch = "x86_64")]
-    if on_amx(maps.channels) {
-        return then_add(super::amx::forward(
-            input,
-            maps,
-            weight,
-            out_channels,
-            bias,
-            act,
-        ));
+    if let Some(plus) = plus {
+        add_to(&mut out, plus);
     }
-    let from = winograd_from();
-    let four_from = if maps.width >= from.wide {
-        from.forward_4x4_wide
-    } else {
-        from.forward_4x4
-    };
-    // Under `--precision bf16` without AMX, the levels below F(2x2, 3x3)'s
-    // threshold take the implicit product's bf16 dot products, F(4x4, 3x3)
-    // or not (it runs in f32 only).
-    let bf16 = super::precision() == super::Precision::Bf16;
-    if bf16 && maps.channels < from.forward {
-        then_add(implicit::forward_bf16(
-            input,
-            maps,
-            weight,
-            out_channels,
-            bias,
-            3,
-            act,
-        ))
-    } else if maps.channels >= four_from && four_by_four_pays(maps.height, maps.width) {
-        winograd4::forward(input, maps, weight, out_channels, bias, act, plus)
-    } else if maps.channels >= from.forward {
-        winograd::forward(input, maps, weight, out_channels, bias, act, plus)
-    } else {
-        then_add(implicit::forward(
-            input,
-            maps,
-            weight,
-            out_channels,
-            bias,
-            3,
-            act,
-        ))
-    }
+    out
 }
 
 /// A recurrent convolutional layer in inference, each step's batch norm
